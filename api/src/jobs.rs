@@ -1,0 +1,94 @@
+//! Bodies of the `/v1/jobs` endpoints other than the spec itself.
+//!
+//! A registered job is its spec plus what the cluster knows about it: the
+//! version (bumped on each change of spec), and the Raft indexes at which it
+//! was created and last modified, so a client can wait for later changes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{JobSpec, JobType};
+
+/// The values of [`Job::status`] and [`JobSummary::status`].
+pub mod job_status {
+    pub const RUNNING: &str = "running";
+}
+
+/// `201` answer to `POST /v1/jobs`: the job is committed (not yet placed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRegistered {
+    pub id: String,
+    /// The job's version after this write (1 for a new job).
+    pub version: u64,
+    /// The Raft index at which the write was committed.
+    pub index: u64,
+}
+
+/// `GET /v1/jobs/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub spec: JobSpec,
+    pub version: u64,
+    /// One of [`job_status`]; `"running"` for now.
+    pub status: String,
+    /// When the current version was submitted, in ms since the Unix epoch.
+    pub submitted_at_ms: u64,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// One entry of `GET /v1/jobs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummary {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: JobType,
+    pub replicas: u32,
+    pub version: u64,
+    pub status: String,
+    pub modify_index: u64,
+}
+
+/// One entry of `GET /v1/jobs/{id}/versions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobVersion {
+    pub version: u64,
+    pub spec: JobSpec,
+    pub submitted_at_ms: u64,
+    /// The Raft index at which this version was committed.
+    pub index: u64,
+}
+
+/// `POST /v1/jobs/{id}/scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleRequest {
+    pub replicas: u32,
+}
+
+/// `POST /v1/jobs/{id}/revert`: make an earlier version current again (as a
+/// new version with that spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevertRequest {
+    pub version: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_uses_type_on_the_wire() {
+        let summary = JobSummary {
+            id: "web".into(),
+            kind: JobType::Batch,
+            replicas: 2,
+            version: 3,
+            status: job_status::RUNNING.into(),
+            modify_index: 17,
+        };
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["type"], "batch");
+        assert_eq!(serde_json::from_value::<JobSummary>(json).unwrap(), summary);
+    }
+}

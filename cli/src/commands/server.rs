@@ -1,0 +1,114 @@
+//! `gantry server`: run one manager.
+
+use clap::Args;
+use gantry_server::config::{parse_initial_cluster, RaftTiming};
+use gantry_server::ServerConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// This manager's id: a positive number, unique in the cluster, never reused.
+    #[arg(long, env = "GANTRY_ID")]
+    pub id: u64,
+
+    /// Address for the API, agent sessions and peer (Raft) traffic.
+    #[arg(long, env = "GANTRY_LISTEN", default_value = "127.0.0.1:4646")]
+    pub listen: SocketAddr,
+
+    /// Address the other managers and clients should use, if not --listen (e.g. behind NAT
+    /// or when listening on 0.0.0.0).
+    #[arg(long, env = "GANTRY_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// Where this manager keeps its Raft log, state and snapshots.
+    #[arg(long, env = "GANTRY_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// The first voters, as ID=HOST:PORT,... (the same list on every initial manager).
+    /// Ignored once the data dir holds state.
+    #[arg(long, env = "GANTRY_INITIAL_CLUSTER", conflicts_with = "join")]
+    pub initial_cluster: Option<String>,
+
+    /// Join an existing cluster through this manager (HOST:PORT): added as a learner,
+    /// made a voter once caught up.
+    #[arg(long, env = "GANTRY_JOIN")]
+    pub join: Option<String>,
+
+    /// Snapshot the state (and purge the log behind it) every this many log entries.
+    #[arg(long, env = "GANTRY_SNAPSHOT_EVERY", default_value_t = 20_000)]
+    pub snapshot_every: u64,
+
+    /// Largest piece of a snapshot sent to a lagging manager in one request.
+    #[arg(long, env = "GANTRY_SNAPSHOT_CHUNK_BYTES", default_value_t = 1 << 20)]
+    pub snapshot_chunk_bytes: u64,
+
+    /// Raft heartbeat interval.
+    #[arg(long, env = "GANTRY_HEARTBEAT_INTERVAL", default_value = "100ms", value_parser = humantime_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Shortest silence from the leader before a follower starts an election; each
+    /// follower waits a random time between this and twice this.
+    #[arg(long, env = "GANTRY_ELECTION_TIMEOUT", default_value = "400ms", value_parser = humantime_duration)]
+    pub election_timeout: Duration,
+
+    /// How long a write waits for a leader during an election before failing with
+    /// `503 no_quorum`.
+    #[arg(long, env = "GANTRY_WRITE_TIMEOUT", default_value = "5s", value_parser = humantime_duration)]
+    pub write_timeout: Duration,
+
+    /// Largest accepted API request body, in bytes (larger ones get `413`).
+    #[arg(long, env = "GANTRY_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+}
+
+pub fn humantime_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration: {e}"))
+}
+
+impl ServerArgs {
+    pub fn into_config(self) -> anyhow::Result<ServerConfig> {
+        if self.id == 0 {
+            anyhow::bail!("--id must be a positive number");
+        }
+        if self.heartbeat_interval * 2 > self.election_timeout {
+            anyhow::bail!(
+                "--election-timeout ({:?}) must be at least twice --heartbeat-interval ({:?})",
+                self.election_timeout,
+                self.heartbeat_interval
+            );
+        }
+        let mut config = ServerConfig::new(self.id, self.listen, self.data_dir);
+        config.advertise = self.advertise;
+        if let Some(text) = &self.initial_cluster {
+            config.initial_cluster =
+                parse_initial_cluster(text).map_err(|e| anyhow::anyhow!("--initial-cluster: {e}"))?;
+        }
+        if config.initial_cluster.is_empty() && self.join.is_none() && !has_state(&config) {
+            anyhow::bail!(
+                "a new manager needs --initial-cluster (to form a cluster) or --join (to join one)"
+            );
+        }
+        config.join = self.join;
+        config.snapshot_every = self.snapshot_every.max(1);
+        config.snapshot_chunk_bytes = self.snapshot_chunk_bytes.max(1024);
+        config.timing = RaftTiming {
+            heartbeat: self.heartbeat_interval,
+            election_timeout_min: self.election_timeout,
+            election_timeout_max: self.election_timeout * 2,
+        };
+        config.write_timeout = self.write_timeout;
+        config.max_body_bytes = self.max_body_bytes;
+        Ok(config)
+    }
+}
+
+fn has_state(config: &ServerConfig) -> bool {
+    config.data_dir.join("raft").exists()
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    gantry_server::run(config, super::shutdown::signal()).await
+}

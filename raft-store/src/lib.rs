@@ -1,0 +1,58 @@
+//! Raft storage for Gantry managers: openraft's log store and state machine on RocksDB.
+//!
+//! This crate knows nothing about containers or jobs. A log entry carries an opaque
+//! command (bytes); applying it is delegated to an [`Application`] that the server
+//! implements. The application keeps its state as key/value pairs that this crate writes
+//! in the same atomic batch as the last-applied log id and the membership, so a crash
+//! can never leave the data and the applied index out of step.
+
+mod codec;
+mod db;
+mod error;
+mod keys;
+mod log_store;
+mod open;
+mod snapshot;
+mod state_machine;
+mod types;
+
+pub use log_store::LogStore;
+pub use open::{open, OpenError};
+pub use snapshot::SnapshotBuilder;
+pub use state_machine::StateMachineStore;
+pub use types::*;
+
+/// The state-machine side of the application: what a committed command does.
+///
+/// Implementations must be deterministic: the same commands in the same order give the
+/// same writes and the same responses on every manager.
+pub trait Application: Send + Sync + 'static {
+    /// Forget all state and rebuild it from `data` (every stored key/value pair of the
+    /// application, in key order). Called when the store opens and after a snapshot is
+    /// installed.
+    fn load(&self, data: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<(), String>;
+
+    /// Apply one committed command at `index`. Record every change to the stored data in
+    /// `writes`; they are made durable together with the applied index. Returns the
+    /// response for the client that proposed the command. Must not fail: a command that
+    /// cannot be carried out answers with an error *response*.
+    fn apply(&self, index: u64, command: &[u8], writes: &mut Writes) -> Vec<u8>;
+}
+
+/// The key/value changes of one apply call, written atomically by the store.
+#[derive(Default, Debug)]
+pub struct Writes {
+    pub(crate) ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Writes {
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), Some(value.into())));
+    }
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), None));
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the store through its public API: openraft's own storage suite,
+//! and restart scenarios (write, drop everything, reopen the same directory).
+//!
+//! One test binary, so RocksDB is linked once.
+
+mod fake_app;
+mod reopen;
+mod suite;

@@ -1,0 +1,113 @@
+//! How fresh a read must be.
+//!
+//! By default a read is linearizable: it reflects every write acknowledged before it
+//! started. The leader confirms it still leads (a heartbeat round to a quorum) and reads
+//! once its state machine has applied up to its commit index; a follower asks the leader
+//! for that index and waits until it has applied it locally. `?stale=true` skips all of
+//! this and answers from the local replica. `?index=N&wait=30s` (a blocking query)
+//! waits until the local state has passed index N, up to the wait time.
+
+use super::error::ApiError;
+use crate::manager::Manager;
+use crate::write::forward::read_index_on_leader;
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The longest a blocking query may wait.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReadParams {
+    #[serde(default)]
+    pub stale: Option<String>,
+    #[serde(default)]
+    pub index: Option<u64>,
+    #[serde(default)]
+    pub wait: Option<String>,
+}
+
+impl ReadParams {
+    fn stale(&self) -> Result<bool, ApiError> {
+        match self.stale.as_deref() {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("") | Some("true") | Some("1") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "stale: expected true or false, got `{other}`"
+            ))),
+        }
+    }
+
+    fn wait(&self) -> Result<Duration, ApiError> {
+        match &self.wait {
+            None => Ok(DEFAULT_WAIT),
+            Some(text) => humantime::parse_duration(text)
+                .map(|d| d.min(MAX_WAIT))
+                .map_err(|e| ApiError::bad_request(format!("wait: `{text}` is not a duration ({e})"))),
+        }
+    }
+}
+
+/// Makes the local state fresh enough for the read the parameters ask for.
+pub async fn prepare_read(manager: &Manager, params: &ReadParams) -> Result<(), ApiError> {
+    let stale = params.stale()?;
+    let wait = params.wait()?;
+    if !stale {
+        linearize(manager).await?;
+    }
+    if let Some(index) = params.index {
+        wait_for_index_above(manager, index, wait).await;
+    }
+    Ok(())
+}
+
+async fn linearize(manager: &Manager) -> Result<(), ApiError> {
+    let deadline = Instant::now() + manager.config.write_timeout;
+    let mut problem = String::from("no leader is known");
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(ApiError::no_quorum(format!(
+                "cannot confirm a linearizable read ({problem}); retry, or read with ?stale=true"
+            )));
+        }
+        let leader = manager.leader();
+        let read_index = match &leader {
+            Some(leader) if leader.id == manager.id => {
+                match tokio::time::timeout(remaining, manager.raft.get_read_log_id()).await {
+                    Ok(Ok((read, _applied))) => Ok(read.map_or(0, |id| id.index)),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("the leader could not reach a quorum in time".to_string()),
+                }
+            }
+            Some(leader) => read_index_on_leader(&manager.peer_client, &leader.addr, remaining)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err("no leader is known".to_string()),
+        };
+        match read_index {
+            Ok(index) => {
+                let mut metrics = manager.raft.metrics();
+                let applied = metrics.wait_for(|m| m.last_applied.map_or(0, |id| id.index) >= index);
+                return match tokio::time::timeout(remaining, applied).await {
+                    Ok(Ok(_)) => Ok(()),
+                    _ => Err(ApiError::no_quorum(format!(
+                        "this manager did not apply up to index {index} in time; retry, or read with ?stale=true"
+                    ))),
+                };
+            }
+            Err(e) => problem = e,
+        }
+        let seen = leader.map(|l| l.id);
+        let mut metrics = manager.raft.metrics();
+        let changed = metrics.wait_for(|m| m.current_leader != seen);
+        let _ = tokio::time::timeout(Duration::from_millis(50).min(remaining), changed).await;
+    }
+}
+
+async fn wait_for_index_above(manager: &Manager, index: u64, wait: Duration) {
+    let mut metrics = manager.raft.metrics();
+    let passed = metrics.wait_for(|m| m.last_applied.map_or(0, |id| id.index) > index);
+    let _ = tokio::time::timeout(wait, passed).await;
+}

@@ -1,0 +1,196 @@
+//! The job routes: register or update, read, list, scale, delete, history, revert.
+
+use super::body;
+use super::consistency::{prepare_read, ReadParams};
+use super::error::ApiError;
+use crate::manager::Manager;
+use crate::state::{Command, Outcome};
+use crate::write::{submit, Applied};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gantry_api::error::codes;
+use gantry_api::job::{parse_job_spec, SpecError};
+use gantry_api::jobs::{Job, JobRegistered, JobSummary, JobVersion, RevertRequest, ScaleRequest};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Serialize)]
+pub struct JobDeleted {
+    pub id: String,
+    pub index: u64,
+}
+
+pub async fn register(
+    State(manager): State<Arc<Manager>>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let bytes = body::bytes(raw)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let spec = parse_job_spec(&bytes, content_type).map_err(spec_error)?;
+    spec.validate().map_err(spec_error)?;
+    let applied = submit(
+        &manager,
+        Command::RegisterJob {
+            spec,
+            submitted_at_ms: now_ms(),
+        },
+    )
+    .await?;
+    registered(applied)
+}
+
+pub async fn list(
+    State(manager): State<Arc<Manager>>,
+    Query(params): Query<ReadParams>,
+) -> Result<Json<Vec<JobSummary>>, ApiError> {
+    prepare_read(&manager, &params).await?;
+    let jobs = manager.state.jobs();
+    let summaries = jobs
+        .current
+        .values()
+        .map(|job| JobSummary {
+            id: job.spec.id.clone(),
+            kind: job.spec.kind.clone(),
+            replicas: job.spec.replicas,
+            version: job.version,
+            status: job.status.clone(),
+            modify_index: job.modify_index,
+        })
+        .collect();
+    Ok(Json(summaries))
+}
+
+pub async fn get(
+    State(manager): State<Arc<Manager>>,
+    Path(id): Path<String>,
+    Query(params): Query<ReadParams>,
+) -> Result<Json<Job>, ApiError> {
+    prepare_read(&manager, &params).await?;
+    let jobs = manager.state.jobs();
+    jobs.current
+        .get(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no job with id `{id}`")))
+}
+
+pub async fn versions(
+    State(manager): State<Arc<Manager>>,
+    Path(id): Path<String>,
+    Query(params): Query<ReadParams>,
+) -> Result<Json<Vec<JobVersion>>, ApiError> {
+    prepare_read(&manager, &params).await?;
+    let jobs = manager.state.jobs();
+    if !jobs.current.contains_key(&id) {
+        return Err(ApiError::not_found(format!("no job with id `{id}`")));
+    }
+    let history = jobs
+        .versions
+        .get(&id)
+        .map(|versions| versions.values().rev().cloned().collect())
+        .unwrap_or_default();
+    Ok(Json(history))
+}
+
+pub async fn delete(
+    State(manager): State<Arc<Manager>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let applied = submit(&manager, Command::DeleteJob { id }).await?;
+    match applied.outcome {
+        Outcome::JobDeleted { id } => Ok(Json(JobDeleted {
+            id,
+            index: applied.index,
+        })
+        .into_response()),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn scale(
+    State(manager): State<Arc<Manager>>,
+    Path(id): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: ScaleRequest = body::json(raw)?;
+    if request.replicas > gantry_api::job::MAX_REPLICAS {
+        let mut error = ApiError::bad_request(format!(
+            "replicas: at most {} allowed",
+            gantry_api::job::MAX_REPLICAS
+        ));
+        error.field = Some("replicas".into());
+        return Err(error);
+    }
+    let applied = submit(
+        &manager,
+        Command::ScaleJob {
+            id,
+            replicas: request.replicas,
+            submitted_at_ms: now_ms(),
+        },
+    )
+    .await?;
+    registered(applied)
+}
+
+pub async fn revert(
+    State(manager): State<Arc<Manager>>,
+    Path(id): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: RevertRequest = body::json(raw)?;
+    let applied = submit(
+        &manager,
+        Command::RevertJob {
+            id,
+            version: request.version,
+            submitted_at_ms: now_ms(),
+        },
+    )
+    .await?;
+    registered(applied)
+}
+
+fn registered(applied: Applied) -> Result<Response, ApiError> {
+    match applied.outcome {
+        Outcome::JobRegistered { id, version, .. } => Ok((
+            StatusCode::CREATED,
+            Json(JobRegistered {
+                id,
+                version,
+                index: applied.index,
+            }),
+        )
+            .into_response()),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(outcome: Outcome) -> ApiError {
+    match outcome {
+        Outcome::Rejected { code, message } => ApiError::rejected(&code, message),
+        other => ApiError::internal(format!("unexpected outcome {other:?}")),
+    }
+}
+
+fn spec_error(error: SpecError) -> ApiError {
+    let mut api_error = ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_SPEC, error.to_string());
+    if !error.field.is_empty() {
+        api_error.field = Some(error.field);
+    }
+    api_error
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,67 @@
+//! The admin HTTP API (and, on the same address, the peer routes).
+//!
+//! Every response carries `X-Gantry-Index`, the last log index this manager has applied,
+//! so a client can ask for "anything after index N" next time.
+
+mod body;
+mod consistency;
+mod error;
+mod jobs;
+mod leader;
+mod peers;
+mod status;
+
+pub use error::ApiError;
+
+use crate::manager::Manager;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use std::sync::Arc;
+
+pub const INDEX_HEADER: &str = "x-gantry-index";
+
+pub fn router(manager: Arc<Manager>) -> Router {
+    let api = Router::new()
+        .route("/v1/status", get(status::get_status))
+        .route("/v1/operator/raft", get(status::get_raft))
+        .route("/v1/operator/raft/peers", post(peers::add_peer))
+        .route("/v1/operator/raft/peers/{id}", delete(peers::remove_peer))
+        .route("/v1/jobs", post(jobs::register).get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::delete))
+        .route("/v1/jobs/{id}/versions", get(jobs::versions))
+        .route("/v1/jobs/{id}/scale", post(jobs::scale))
+        .route("/v1/jobs/{id}/revert", post(jobs::revert))
+        .layer(DefaultBodyLimit::max(manager.config.max_body_bytes));
+    Router::new()
+        .merge(api)
+        .merge(crate::raft::peer_routes::routes())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(manager.clone(), stamp_index))
+        .with_state(manager)
+}
+
+async fn stamp_index(State(manager): State<Arc<Manager>>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let index = manager.applied_index();
+    response
+        .headers_mut()
+        .insert(INDEX_HEADER, HeaderValue::from(index));
+    response
+}
+
+async fn unknown_route(request: Request) -> ApiError {
+    ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        gantry_api::error::codes::BAD_REQUEST,
+        format!("{} is not allowed on {}", request.method(), request.uri().path()),
+    )
+}

@@ -1,0 +1,119 @@
+//! Everything a manager is started with. The CLI fills it from flags, `GANTRY_*`
+//! environment variables and the config file; tests fill it directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Raft timing. The defaults suit managers on one LAN: a heartbeat every 100 ms and an
+/// election after 400–800 ms of silence, so a dead leader is replaced in well under a
+/// second while a slow fsync or a scheduling hiccup on a busy host (tens of ms) does not
+/// start a needless election.
+#[derive(Clone, Debug)]
+pub struct RaftTiming {
+    pub heartbeat: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_millis(100),
+            election_timeout_min: Duration::from_millis(400),
+            election_timeout_max: Duration::from_millis(800),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// This manager's Raft id; unique in the cluster and never reused.
+    pub id: u64,
+    /// One address for the admin API, agent sessions and peer traffic.
+    pub listen: SocketAddr,
+    /// The address other managers and clients use to reach this one (defaults to `listen`).
+    pub advertise: Option<String>,
+    pub data_dir: PathBuf,
+    /// `id=host:port` of every initial voter; empty when joining.
+    pub initial_cluster: Vec<(u64, String)>,
+    /// Address of any existing manager to join through, as a learner then a voter.
+    pub join: Option<String>,
+    /// Take a snapshot (and purge the log behind it) every this many applied entries.
+    pub snapshot_every: u64,
+    /// Largest piece of a snapshot sent in one request to a lagging peer.
+    pub snapshot_chunk_bytes: u64,
+    pub timing: RaftTiming,
+    /// How long a write may wait for a leader (during an election) before `503 no_quorum`.
+    pub write_timeout: Duration,
+    /// Largest accepted API request body.
+    pub max_body_bytes: usize,
+}
+
+impl ServerConfig {
+    pub fn new(id: u64, listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            id,
+            listen,
+            advertise: None,
+            data_dir,
+            initial_cluster: Vec::new(),
+            join: None,
+            snapshot_every: 20_000,
+            snapshot_chunk_bytes: 1 << 20,
+            timing: RaftTiming::default(),
+            write_timeout: Duration::from_secs(5),
+            max_body_bytes: 1 << 20,
+        }
+    }
+
+    pub fn advertise_addr(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+}
+
+/// Parses `1=127.0.0.1:4646,2=127.0.0.1:4656` into `(id, addr)` pairs.
+pub fn parse_initial_cluster(text: &str) -> Result<Vec<(u64, String)>, String> {
+    let mut members = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| format!("`{part}` is not of the form ID=HOST:PORT"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{id}` in `{part}` is not a numeric manager id"))?;
+        if members.iter().any(|(seen, _)| *seen == id) {
+            return Err(format!("manager id {id} appears twice"));
+        }
+        members.push((id, addr.trim().to_string()));
+    }
+    if members.is_empty() {
+        return Err("the initial cluster lists no managers".into());
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_initial_cluster() {
+        let members = parse_initial_cluster("1=127.0.0.1:4646, 2=127.0.0.1:4656").unwrap();
+        assert_eq!(
+            members,
+            vec![(1, "127.0.0.1:4646".into()), (2, "127.0.0.1:4656".into())]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_initial_cluster() {
+        assert!(parse_initial_cluster("").is_err());
+        assert!(parse_initial_cluster("x=127.0.0.1:1").is_err());
+        assert!(parse_initial_cluster("127.0.0.1:1").is_err());
+        assert!(parse_initial_cluster("1=a:1,1=b:2").is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! The Gantry manager.
+//!
+//! A manager is one Raft peer. It owns the replicated cluster state (`state`), the Raft
+//! node and its peer transport (`raft`), the path a write takes to the log (`write`),
+//! and the admin HTTP API (`api`). `manager` wires them together and runs them.
+
+pub mod api;
+pub mod config;
+pub mod manager;
+pub mod raft;
+pub mod state;
+pub mod write;
+
+pub use config::ServerConfig;
+pub use manager::run;

@@ -1,0 +1,15 @@
+//! The layout of the cluster state in the store's key/value space.
+//!
+//! `job/<id>` holds the current job record; `jobv/<id>/<version, 20 digits>` holds each
+//! kept version, so a prefix scan lists a job's history in order.
+
+pub const JOB_PREFIX: &str = "job/";
+pub const JOB_VERSION_PREFIX: &str = "jobv/";
+
+pub fn job(id: &str) -> String {
+    format!("{JOB_PREFIX}{id}")
+}
+
+pub fn job_version(id: &str, version: u64) -> String {
+    format!("{JOB_VERSION_PREFIX}{id}/{version:020}")
+}

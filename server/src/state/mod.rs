@@ -1,0 +1,13 @@
+//! The replicated cluster state: what every manager agrees on.
+//!
+//! Commands (`command`) are the only way to change it; they are applied in log order by
+//! `machine`, which implements the store's `Application` trait. The in-memory view is
+//! what the API reads; the key/value pairs written alongside it are what survives a
+//! restart and travels in snapshots.
+
+pub mod command;
+mod keys;
+pub mod machine;
+
+pub use command::{Command, Outcome};
+pub use machine::ClusterState;
