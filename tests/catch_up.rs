@@ -59,7 +59,11 @@ async fn restarted_follower_catches_up_from_the_log() {
     let mut cluster = Cluster::start(3).await;
     let leader = cluster.leader_id().await;
     let follower = *cluster.ids().iter().find(|&&i| i != leader).unwrap();
-    let others: Vec<u64> = cluster.ids().into_iter().filter(|&i| i != follower).collect();
+    let others: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&i| i != follower)
+        .collect();
 
     let pre = cluster.write_jobs("a-pre", 100, 8, &cluster.ids()).await;
     let pre_max = pre.iter().map(|a| a.index).max().unwrap();
@@ -75,7 +79,8 @@ async fn restarted_follower_catches_up_from_the_log() {
     ));
 
     cluster.restart(follower);
-    let (f_applied, l_applied, jobs) = wait_caught_up(&cluster, follower, Duration::from_secs(60)).await;
+    let (f_applied, l_applied, jobs) =
+        wait_caught_up(&cluster, follower, Duration::from_secs(60)).await;
     assert_eq!(jobs, 400, "manager {follower}: job count after catching up");
     println!(
         "catch-up from log: manager {follower} has {jobs} jobs, applied_index={f_applied} (leader applied_index={l_applied})"
@@ -102,7 +107,11 @@ async fn restarted_follower_catches_up_from_a_snapshot() {
     .await;
     let leader = cluster.leader_id().await;
     let follower = *cluster.ids().iter().find(|&&i| i != leader).unwrap();
-    let others: Vec<u64> = cluster.ids().into_iter().filter(|&i| i != follower).collect();
+    let others: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&i| i != follower)
+        .collect();
 
     let pre = cluster.write_jobs("b-pre", 50, 8, &cluster.ids()).await;
     let pre_max = pre.iter().map(|a| a.index).max().unwrap();
@@ -157,8 +166,12 @@ async fn restarted_follower_catches_up_from_a_snapshot() {
     );
 
     cluster.restart(follower);
-    let (f_applied, l_applied, jobs) = wait_caught_up(&cluster, follower, Duration::from_secs(90)).await;
-    assert_eq!(jobs, written, "manager {follower}: job count after catching up");
+    let (f_applied, l_applied, jobs) =
+        wait_caught_up(&cluster, follower, Duration::from_secs(90)).await;
+    assert_eq!(
+        jobs, written,
+        "manager {follower}: job count after catching up"
+    );
     let fr = cluster
         .raft(follower)
         .await
@@ -175,7 +188,12 @@ async fn restarted_follower_catches_up_from_a_snapshot() {
     );
 
     // Jobs from before the kill and from the last batch, from its replica.
-    for id in ["b-pre-0", "b-pre-49", "b-down0-0", &format!("b-down{}-249", batch - 1)] {
+    for id in [
+        "b-pre-0",
+        "b-pre-49",
+        "b-down0-0",
+        &format!("b-down{}-249", batch - 1),
+    ] {
         let j = cluster
             .api
             .get_job(&cluster.addr(follower), id, true)

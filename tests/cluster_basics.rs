@@ -31,7 +31,12 @@ async fn three_managers_agree_on_one_leader_and_three_voters() {
             .get(&cluster.addr(id), "/v1/status")
             .await
             .unwrap_or_else(|e| panic!("manager {id}: GET /v1/status: {e}"));
-        assert_eq!(resp.status, 200, "manager {id}: GET /v1/status: {}", resp.describe());
+        assert_eq!(
+            resp.status,
+            200,
+            "manager {id}: GET /v1/status: {}",
+            resp.describe()
+        );
         assert!(
             resp.has_index_header,
             "manager {id}: GET /v1/status has no X-Gantry-Index header"
@@ -73,7 +78,11 @@ async fn three_managers_agree_on_one_leader_and_three_voters() {
             .raft(id)
             .await
             .unwrap_or_else(|e| panic!("manager {id}: GET /v1/operator/raft: {e}"));
-        assert_eq!(raft.id, id, "manager {id}: /v1/operator/raft reports id {}", raft.id);
+        assert_eq!(
+            raft.id, id,
+            "manager {id}: /v1/operator/raft reports id {}",
+            raft.id
+        );
         let mut raft_ids: Vec<u64> = raft.members.iter().map(|m| m.id).collect();
         raft_ids.sort();
         assert_eq!(
@@ -100,7 +109,10 @@ async fn three_managers_agree_on_one_leader_and_three_voters() {
     );
     for (id, role) in &roles {
         if *id != leader {
-            assert_eq!(role, "follower", "manager {id}: role {role}, expected follower");
+            assert_eq!(
+                role, "follower",
+                "manager {id}: role {role}, expected follower"
+            );
         }
     }
 }

@@ -39,7 +39,12 @@ async fn thousand_writes_through_every_manager_are_readable_everywhere() {
     ));
     assert_eq!(acks.len(), JOBS);
     let expected: BTreeSet<String> = acks.iter().map(|a| a.id.clone()).collect();
-    assert_eq!(expected.len(), JOBS, "acks name {} distinct ids", expected.len());
+    assert_eq!(
+        expected.len(),
+        JOBS,
+        "acks name {} distinct ids",
+        expected.len()
+    );
     let max_index = acks.iter().map(|a| a.index).max().unwrap_or(0);
     let by_id: BTreeMap<String, support::Ack> =
         acks.iter().map(|a| (a.id.clone(), a.clone())).collect();
@@ -62,7 +67,12 @@ async fn thousand_writes_through_every_manager_are_readable_everywhere() {
             "manager {id}: GET /v1/jobs?stale=true after applying {max_index}: {}",
             diff_ids(&expected, &got)
         );
-        assert_eq!(got, expected, "manager {id}: stale list: {}", diff_ids(&expected, &got));
+        assert_eq!(
+            got,
+            expected,
+            "manager {id}: stale list: {}",
+            diff_ids(&expected, &got)
+        );
         for s in &stale {
             let ack = &by_id[&s.id];
             assert_eq!(
@@ -78,7 +88,12 @@ async fn thousand_writes_through_every_manager_are_readable_everywhere() {
             .get(&cluster.addr(id), "/v1/jobs")
             .await
             .unwrap_or_else(|e| panic!("manager {id}: GET /v1/jobs: {e}"));
-        assert_eq!(resp.status, 200, "manager {id}: GET /v1/jobs: {}", resp.describe());
+        assert_eq!(
+            resp.status,
+            200,
+            "manager {id}: GET /v1/jobs: {}",
+            resp.describe()
+        );
         let header = resp.index.unwrap_or_else(|| {
             panic!("manager {id}: GET /v1/jobs has no numeric X-Gantry-Index header")
         });
@@ -87,9 +102,16 @@ async fn thousand_writes_through_every_manager_are_readable_everywhere() {
             "manager {id}: linearizable GET /v1/jobs answered at index {header} < {max_index}, the highest acknowledged write"
         );
         let lin: Vec<support::JobSummary> = serde_json::from_value(resp.body.clone())
-            .unwrap_or_else(|e| panic!("manager {id}: GET /v1/jobs body ({e}): {}", resp.describe()));
+            .unwrap_or_else(|e| {
+                panic!("manager {id}: GET /v1/jobs body ({e}): {}", resp.describe())
+            });
         let got: BTreeSet<String> = lin.iter().map(|j| j.id.clone()).collect();
-        assert_eq!(got, expected, "manager {id}: linearizable list: {}", diff_ids(&expected, &got));
+        assert_eq!(
+            got,
+            expected,
+            "manager {id}: linearizable list: {}",
+            diff_ids(&expected, &got)
+        );
 
         // Spot checks of single jobs, both read modes.
         for n in (0..JOBS).step_by(97) {
@@ -100,7 +122,9 @@ async fn thousand_writes_through_every_manager_are_readable_everywhere() {
                     .api
                     .get_job(&cluster.addr(id), &jid, stale)
                     .await
-                    .unwrap_or_else(|e| panic!("manager {id}: GET /v1/jobs/{jid} (stale={stale}): {e}"));
+                    .unwrap_or_else(|e| {
+                        panic!("manager {id}: GET /v1/jobs/{jid} (stale={stale}): {e}")
+                    });
                 assert_eq!(
                     j.spec.get("id").and_then(|v| v.as_str()),
                     Some(jid.as_str()),
@@ -123,7 +147,10 @@ async fn thousand_writes_through_every_manager_are_readable_everywhere() {
                     "manager {id}: job {jid} modify_index {} != index {} returned by its 201 (never updated)",
                     j.modify_index, ack.index
                 );
-                assert!(j.submitted_at_ms > 0, "manager {id}: job {jid} submitted_at_ms is 0");
+                assert!(
+                    j.submitted_at_ms > 0,
+                    "manager {id}: job {jid} submitted_at_ms is 0"
+                );
             }
         }
     }
@@ -149,7 +176,10 @@ async fn thousand_writes_through_every_manager_are_readable_everywhere() {
         before.version,
         updated.version
     );
-    assert!(updated.index > before.index, "update's index must be after the create's");
+    assert!(
+        updated.index > before.index,
+        "update's index must be after the create's"
+    );
     for &id in &ids {
         cluster.wait_applied(id, updated.index).await;
         for stale in [false, true] {
@@ -158,23 +188,46 @@ async fn thousand_writes_through_every_manager_are_readable_everywhere() {
                 .get_job(&cluster.addr(id), target, stale)
                 .await
                 .unwrap_or_else(|e| panic!("manager {id}: GET {target}: {e}"));
-            assert_eq!(j.version, updated.version, "manager {id} (stale={stale}): version after update");
+            assert_eq!(
+                j.version, updated.version,
+                "manager {id} (stale={stale}): version after update"
+            );
             assert_eq!(
                 j.spec["tasks"][0]["command"],
                 json!(["sleep", "7200"]),
                 "manager {id} (stale={stale}): spec after update"
             );
-            assert_eq!(j.create_index, before.index, "manager {id}: create_index changed on update");
-            assert_eq!(j.modify_index, updated.index, "manager {id}: modify_index after update");
+            assert_eq!(
+                j.create_index, before.index,
+                "manager {id}: create_index changed on update"
+            );
+            assert_eq!(
+                j.modify_index, updated.index,
+                "manager {id}: modify_index after update"
+            );
         }
         let list = cluster.list_jobs(id, true).await.unwrap();
-        let s = list.iter().find(|s| s.id == target).expect("updated job listed");
-        assert_eq!(s.version, updated.version, "manager {id}: listed version after update");
-        assert_eq!(list.len(), JOBS, "manager {id}: an update must not add a job");
+        let s = list
+            .iter()
+            .find(|s| s.id == target)
+            .expect("updated job listed");
+        assert_eq!(
+            s.version, updated.version,
+            "manager {id}: listed version after update"
+        );
+        assert_eq!(
+            list.len(),
+            JOBS,
+            "manager {id}: an update must not add a job"
+        );
     }
 
     // --- YAML submission (through another follower if there is one). ---
-    let via = *ids.iter().rev().find(|&&i| i != leader).expect("a follower");
+    let via = *ids
+        .iter()
+        .rev()
+        .find(|&&i| i != leader)
+        .expect("a follower");
     let yaml = "\
 id: yaml-job
 type: service
@@ -210,8 +263,21 @@ tasks:
         .get_job(&cluster.addr(leader), "yaml-job", false)
         .await
         .unwrap_or_else(|e| panic!("GET yaml-job from leader {leader}: {e}"));
-    assert_eq!(j.spec["tasks"][0]["resources"]["memory_mb"], 48, "YAML job spec: {}", j.spec);
-    assert_eq!(j.spec["tasks"][0]["env"]["FROM"], "yaml", "YAML job spec: {}", j.spec);
-    assert_eq!(j.spec["tasks"][0]["command"], json!(["sleep", "60"]), "YAML job spec: {}", j.spec);
+    assert_eq!(
+        j.spec["tasks"][0]["resources"]["memory_mb"], 48,
+        "YAML job spec: {}",
+        j.spec
+    );
+    assert_eq!(
+        j.spec["tasks"][0]["env"]["FROM"], "yaml",
+        "YAML job spec: {}",
+        j.spec
+    );
+    assert_eq!(
+        j.spec["tasks"][0]["command"],
+        json!(["sleep", "60"]),
+        "YAML job spec: {}",
+        j.spec
+    );
     assert_eq!(j.version, ack.version);
 }

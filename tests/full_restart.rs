@@ -72,7 +72,8 @@ async fn all_jobs_and_versions_survive_killing_every_manager() {
         .await
         .unwrap_or_else(|e| panic!("linearizable list on leader {leader}: {e}"));
     assert_eq!(
-        lin, expected,
+        lin,
+        expected,
         "leader {leader} after the full restart: {}",
         describe_diff(&expected, &lin)
     );
@@ -84,7 +85,8 @@ async fn all_jobs_and_versions_survive_killing_every_manager() {
             .await
             .unwrap_or_else(|e| panic!("manager {id}: stale list: {e}"));
         assert_eq!(
-            got, expected,
+            got,
+            expected,
             "manager {id} (applied_index {}) after the full restart: {}",
             st.applied_index,
             describe_diff(&expected, &got)
@@ -98,7 +100,11 @@ async fn all_jobs_and_versions_survive_killing_every_manager() {
             assert_eq!(j.version, expected[probe], "manager {id}: {probe} version");
             let env = &j.spec["tasks"][0]["env"];
             if probe == "fr-0" || probe == "fr-150" {
-                assert_eq!(env["REV"], "2", "manager {id}: {probe} lost its update: {}", j.spec);
+                assert_eq!(
+                    env["REV"], "2",
+                    "manager {id}: {probe} lost its update: {}",
+                    j.spec
+                );
             }
         }
     }

@@ -62,7 +62,12 @@ impl Shared {
         self.acks.lock().unwrap().len()
     }
     fn acks_sent_after(&self, t: Instant) -> usize {
-        self.acks.lock().unwrap().iter().filter(|a| a.sent > t).count()
+        self.acks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.sent > t)
+            .count()
     }
     fn error(&self, kind: String) {
         *self.errors.lock().unwrap().entry(kind).or_default() += 1;
@@ -107,11 +112,10 @@ async fn writer(w: usize, api: Api, addrs: Vec<String>, shared: Arc<Shared>) {
                 let version = r.body.get("version").and_then(|v| v.as_u64());
                 let (Some(index), Some(version)) = (index, version) else {
                     // Still acknowledged: it must survive. Record what we can.
-                    shared
-                        .odd_success
-                        .lock()
-                        .unwrap()
-                        .push(format!("{id} via {addr}: 2xx without index/version: {}", r.describe()));
+                    shared.odd_success.lock().unwrap().push(format!(
+                        "{id} via {addr}: 2xx without index/version: {}",
+                        r.describe()
+                    ));
                     shared.acks.lock().unwrap().push(AckRec {
                         id,
                         index: 0,
@@ -158,7 +162,7 @@ fn kills_from_env() -> usize {
     std::env::var("GANTRY_TEST_KILLS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .filter(|&k: &usize| k >= 1 && k <= 100)
+        .filter(|k: &usize| (1..=100).contains(k))
         .unwrap_or(3)
 }
 
@@ -186,18 +190,25 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
     {
         let s = shared.clone();
         let c = &cluster;
-        wait_until("the first 50 acknowledged writes", Duration::from_secs(30), || {
-            let s = s.clone();
-            async move {
-                c.check_alive()?;
-                let n = s.ack_count();
-                if n >= 50 {
-                    Ok(())
-                } else {
-                    Err(format!("{n} acks; errors so far: {:?}", s.errors.lock().unwrap()))
+        wait_until(
+            "the first 50 acknowledged writes",
+            Duration::from_secs(30),
+            || {
+                let s = s.clone();
+                async move {
+                    c.check_alive()?;
+                    let n = s.ack_count();
+                    if n >= 50 {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{n} acks; errors so far: {:?}",
+                            s.errors.lock().unwrap()
+                        ))
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
     }
 
@@ -221,7 +232,10 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
                         if n >= 30 {
                             Ok(())
                         } else {
-                            Err(format!("{n} new acks; errors so far: {:?}", s.errors.lock().unwrap()))
+                            Err(format!(
+                                "{n} new acks; errors so far: {:?}",
+                                s.errors.lock().unwrap()
+                            ))
                         }
                     }
                 },
@@ -353,18 +367,22 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
         let s = shared.clone();
         let base = s.ack_count();
         let c = &cluster;
-        wait_until("30 acknowledged writes after the last restart", Duration::from_secs(30), || {
-            let s = s.clone();
-            async move {
-                c.check_alive()?;
-                let n = s.ack_count() - base;
-                if n >= 30 {
-                    Ok(())
-                } else {
-                    Err(format!("{n} new acks"))
+        wait_until(
+            "30 acknowledged writes after the last restart",
+            Duration::from_secs(30),
+            || {
+                let s = s.clone();
+                async move {
+                    c.check_alive()?;
+                    let n = s.ack_count() - base;
+                    if n >= 30 {
+                        Ok(())
+                    } else {
+                        Err(format!("{n} new acks"))
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
     }
     shared.stop.store(true, Ordering::SeqCst);
@@ -491,8 +509,11 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
         Duration::from_secs(30),
         || async move {
             let leader_now = c.agreed_leader().await?;
-            let reference: BTreeSet<String> =
-                c.job_versions(leader_now, false).await?.into_keys().collect();
+            let reference: BTreeSet<String> = c
+                .job_versions(leader_now, false)
+                .await?
+                .into_keys()
+                .collect();
             if !reference.is_superset(lin_ids_ref) {
                 return Err(format!(
                     "leader {leader_now} lost jobs it listed before: {}",

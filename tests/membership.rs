@@ -78,7 +78,11 @@ async fn join_a_fourth_manager_then_remove_a_follower_and_the_leader() {
     .await;
     let leader = cluster.wait_for_leader().await;
     let st4 = cluster.status(4).await.unwrap();
-    assert_eq!(st4.role, "follower", "manager 4 after promotion: role {}", st4.role);
+    assert_eq!(
+        st4.role, "follower",
+        "manager 4 after promotion: role {}",
+        st4.role
+    );
     let raft = cluster.raft(leader).await.unwrap();
     cluster.log(&format!(
         "manager 4 joined; leader {leader} replication: {:?}",
@@ -117,7 +121,10 @@ async fn join_a_fourth_manager_then_remove_a_follower_and_the_leader() {
         "DELETE /v1/operator/raft/peers/{victim} on leader {leader}: {}",
         resp.describe()
     );
-    let remaining: Vec<u64> = [1u64, 2, 3, 4].into_iter().filter(|&i| i != victim).collect();
+    let remaining: Vec<u64> = [1u64, 2, 3, 4]
+        .into_iter()
+        .filter(|&i| i != victim)
+        .collect();
     let remaining_set: BTreeSet<u64> = remaining.iter().copied().collect();
     wait_members(
         &cluster,
@@ -165,7 +172,11 @@ async fn join_a_fourth_manager_then_remove_a_follower_and_the_leader() {
 
     // Everything written since the start is still there.
     let all = cluster.job_versions(new_leader, false).await.unwrap();
-    assert_eq!(all.len(), 50 + 100 + 50 + 30, "jobs on leader {new_leader} at the end");
+    assert_eq!(
+        all.len(),
+        50 + 100 + 50 + 30,
+        "jobs on leader {new_leader} at the end"
+    );
     println!(
         "membership: joined 4, removed follower {victim}, removed leader {leader}; new leader {new_leader} with members {last_two:?}; {} jobs",
         all.len()

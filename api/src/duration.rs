@@ -126,7 +126,10 @@ mod tests {
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(json, "\"1h2m5s\"");
         assert_eq!(serde_json::from_str::<GDuration>(&json).unwrap(), d);
-        assert_eq!(serde_yaml::from_str::<GDuration>("2s").unwrap().0, Duration::from_secs(2));
+        assert_eq!(
+            serde_yaml::from_str::<GDuration>("2s").unwrap().0,
+            Duration::from_secs(2)
+        );
     }
 
     #[test]

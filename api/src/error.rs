@@ -104,7 +104,8 @@ mod tests {
             serde_json::to_string(&body).unwrap(),
             r#"{"error":{"code":"not_found","message":"no job \"web\""}}"#
         );
-        let back: ErrorBody = serde_json::from_str(r#"{"error":{"code":"x","message":"y"}}"#).unwrap();
+        let back: ErrorBody =
+            serde_json::from_str(r#"{"error":{"code":"x","message":"y"}}"#).unwrap();
         assert_eq!(back, ErrorBody::new("x", "y"));
     }
 

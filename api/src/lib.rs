@@ -1,1 +1,24 @@
-//! placeholder
+//! gantry-api: the types every side of Gantry shares, and a typed client.
+//!
+//! The manager, the agent, the CLI and the load tester all speak the same
+//! JSON; defining it once here keeps them from drifting apart. This file only
+//! declares the modules and re-exports their main types.
+
+pub mod client;
+pub mod duration;
+pub mod error;
+pub mod headers;
+pub mod job;
+pub mod jobs;
+pub mod status;
+
+pub use client::{Client, ClientError, ClientOptions, Indexed};
+pub use duration::GDuration;
+pub use error::{codes, ErrorBody, ErrorDetail};
+pub use headers::INDEX_HEADER;
+pub use job::{
+    parse_job_spec, validate_job_id, Constraint, ConstraintOperator, HealthCheck, HealthCheckKind,
+    JobSpec, JobType, PortSpec, Resources, RestartPolicy, SpecError, TaskSpec, UpdateStrategy,
+};
+pub use jobs::{Job, JobRegistered, JobSummary, JobVersion, RevertRequest, ScaleRequest};
+pub use status::{AddPeerRequest, LeaderRef, Member, MemberProgress, RaftInfo, StatusResponse};

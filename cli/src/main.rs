@@ -7,14 +7,23 @@ mod logging;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gantry", version, about = "Gantry: a container orchestrator with replicated managers")]
+#[command(
+    name = "gantry",
+    version,
+    about = "Gantry: a container orchestrator with replicated managers"
+)]
 struct Cli {
     /// Log output: `text` for people, `json` for log collectors.
     #[arg(long, global = true, env = "GANTRY_LOG_FORMAT", default_value = "text")]
     log_format: logging::LogFormat,
 
     /// Log filter, e.g. `info` or `gantry_server=debug,openraft=warn`.
-    #[arg(long, global = true, env = "GANTRY_LOG", default_value = "info,openraft=warn")]
+    #[arg(
+        long,
+        global = true,
+        env = "GANTRY_LOG",
+        default_value = "info,openraft=warn"
+    )]
     log: String,
 
     #[command(subcommand)]

@@ -57,8 +57,7 @@ impl EtcdCluster {
         for i in 0..n {
             let name = format!("n{}", i + 1);
             let dir = root.join(format!("etcd-{name}"));
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let client = format!("http://127.0.0.1:{}", client_ports[i]);
             let peer = format!("http://127.0.0.1:{}", peer_ports[i]);
             let spec = ProcSpec {
@@ -128,7 +127,12 @@ impl EtcdCluster {
     /// depending on the version, and omits zero values: accept both.
     pub async fn status(&self, i: usize) -> Result<NodeStatus> {
         let body = self
-            .post(i, "/v3/maintenance/status", json!({}), Duration::from_secs(2))
+            .post(
+                i,
+                "/v3/maintenance/status",
+                json!({}),
+                Duration::from_secs(2),
+            )
             .await?;
         let field = |a: &str, b: &str| json_u64(&body[a]).or_else(|| json_u64(&body[b]));
         let me = json_u64(&body["header"]["member_id"])

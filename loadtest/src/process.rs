@@ -178,7 +178,10 @@ pub fn find_binary(explicit: Option<&PathBuf>, name: &str) -> Result<PathBuf> {
         anyhow::ensure!(p.is_file(), "{} does not exist", p.display());
         return Ok(p.clone());
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.to_owned())) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.to_owned()))
+    {
         let candidate = dir.join(name);
         if candidate.is_file() {
             return Ok(candidate);

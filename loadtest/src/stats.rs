@@ -84,7 +84,10 @@ impl ErrorCounts {
 
     pub fn merge(&mut self, other: &ErrorCounts) {
         for (k, (n, sample)) in &other.0 {
-            let entry = self.0.entry(k.clone()).or_insert_with(|| (0, sample.clone()));
+            let entry = self
+                .0
+                .entry(k.clone())
+                .or_insert_with(|| (0, sample.clone()));
             entry.0 += n;
         }
     }
@@ -176,9 +179,10 @@ impl Table {
 
 /// Milliseconds with a precision that suits the size.
 pub fn fmt_ms(ms: f64) -> String {
-    if ms >= 100.0 {
+    // Thresholds just under 100 and 10 so that 99.97 prints "100", not "100.0".
+    if ms >= 99.95 {
         format!("{ms:.0}")
-    } else if ms >= 10.0 {
+    } else if ms >= 9.995 {
         format!("{ms:.1}")
     } else {
         format!("{ms:.2}")

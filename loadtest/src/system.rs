@@ -96,8 +96,9 @@ impl System {
                 Inner::Gantry(GantryCluster::start(&bin, n, dir.path())?)
             }
             Kind::Etcd => {
-                let bin = find_binary(setup.etcd_bin.as_ref(), "etcd")
-                    .context("looking for etcd (Debian: apt-get install etcd-server; or --etcd-bin)")?;
+                let bin = find_binary(setup.etcd_bin.as_ref(), "etcd").context(
+                    "looking for etcd (Debian: apt-get install etcd-server; or --etcd-bin)",
+                )?;
                 Inner::Etcd(EtcdCluster::start(&bin, n, dir.path())?)
             }
         };
@@ -123,20 +124,12 @@ impl System {
         Ok(sys)
     }
 
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
     pub fn name(&self) -> &'static str {
         self.kind.name()
     }
 
     pub fn len(&self) -> usize {
         self.alive.len()
-    }
-
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
     }
 
     pub fn urls(&self) -> Vec<String> {
@@ -204,12 +197,13 @@ impl System {
     /// Wait until every node answers and names the same leader.
     async fn wait_ready(&mut self, timeout: Duration) -> Result<usize> {
         let deadline = Instant::now() + timeout;
-        let mut last = String::from("no answer yet");
         loop {
             self.check_alive()?;
             let all = self.statuses().await;
-            let leaders: Vec<Option<usize>> =
-                all.iter().map(|s| s.as_ref().and_then(|s| s.leader)).collect();
+            let leaders: Vec<Option<usize>> = all
+                .iter()
+                .map(|s| s.as_ref().and_then(|s| s.leader))
+                .collect();
             if let Some(Some(l)) = leaders.first() {
                 if leaders.iter().all(|x| *x == Some(*l))
                     && all[*l].as_ref().is_some_and(|s| s.is_leader)
@@ -217,11 +211,25 @@ impl System {
                     return Ok(*l);
                 }
             }
-            last = format!("{all:?}");
             if Instant::now() > deadline {
+                let seen: Vec<String> = all
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| match s {
+                        Some(s) => format!(
+                            "node {}: {} (leader {:?}, term {})",
+                            i + 1,
+                            s.role,
+                            s.leader.map(|l| l + 1),
+                            s.term
+                        ),
+                        None => format!("node {}: no answer", i + 1),
+                    })
+                    .collect();
                 bail!(
-                    "{}: no agreed leader after {timeout:?}; last statuses: {last}\n{}",
+                    "{}: no agreed leader after {timeout:?}; last seen: {}\n{}",
                     self.name(),
+                    seen.join("; "),
                     self.logs(30)
                 );
             }
@@ -245,7 +253,11 @@ impl System {
                 return Ok(i);
             }
             if Instant::now() > deadline {
-                bail!("{}: no leader after {timeout:?}\n{}", self.name(), self.logs(30));
+                bail!(
+                    "{}: no leader after {timeout:?}\n{}",
+                    self.name(),
+                    self.logs(30)
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -9,11 +9,17 @@ use serde::Serialize;
 use crate::error::StoreError;
 
 /// Encodes `value`; `what` names it in the error.
-pub(crate) fn encode<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, StoreError> {
     rmp_serde::to_vec_named(value).map_err(|source| StoreError::Encode { what, source })
 }
 
 /// Decodes a value written by [`encode`]; `what` names it in the error.
-pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     rmp_serde::from_slice(bytes).map_err(|source| StoreError::Decode { what, source })
 }

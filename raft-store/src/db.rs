@@ -11,8 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use rocksdb::{
-    ColumnFamily, DBWithThreadMode, IteratorMode, Options, SingleThreaded, WriteBatch,
-    WriteOptions,
+    ColumnFamily, DBWithThreadMode, IteratorMode, Options, SingleThreaded, WriteBatch, WriteOptions,
 };
 use serde::de::DeserializeOwned;
 
@@ -81,7 +80,11 @@ impl Db {
     }
 
     /// Writes `batch` atomically.
-    pub(crate) fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), StoreError> {
+    pub(crate) fn write(
+        &self,
+        batch: WriteBatch,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
         let mut opts = WriteOptions::default();
         opts.set_sync(durability == Durability::Synced);
         self.rocks.write_opt(batch, &opts)?;

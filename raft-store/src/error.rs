@@ -33,7 +33,10 @@ pub(crate) enum StoreError {
 
 /// Returns a converter from [`StoreError`] to openraft's error for an operation that
 /// `verb`s `subject`; for use in `map_err`. Logs the error, since openraft will shut down.
-pub(crate) fn io(subject: ErrorSubject<NodeId>, verb: ErrorVerb) -> impl FnOnce(StoreError) -> StorageError {
+pub(crate) fn io(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+) -> impl FnOnce(StoreError) -> StorageError {
     move |e| {
         tracing::error!(error = %e, ?subject, ?verb, "raft storage failed");
         StorageIOError::new(subject, verb, &e).into()

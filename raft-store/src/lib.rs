@@ -5,6 +5,11 @@
 //! implements. The application keeps its state as key/value pairs that this crate writes
 //! in the same atomic batch as the last-applied log id and the membership, so a crash
 //! can never leave the data and the applied index out of step.
+//!
+//! Start at [`open`], which returns the two halves openraft wants over one RocksDB
+//! instance: the [`LogStore`] (vote and log; `log_store.rs`) and the
+//! [`StateMachineStore`] (applied state and snapshots; `state_machine.rs`,
+//! `snapshot.rs`). The on-disk layout is in `keys.rs`, the durability rule in `db.rs`.
 
 mod codec;
 mod db;
@@ -54,5 +59,9 @@ impl Writes {
     }
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+    /// The recorded changes in order: `(key, Some(value))` to put, `(key, None)` to delete.
+    pub fn ops(&self) -> &[(Vec<u8>, Option<Vec<u8>>)] {
+        &self.ops
     }
 }

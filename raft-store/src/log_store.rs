@@ -83,7 +83,10 @@ impl LogStore {
     /// The log id of the last entry present, ignoring purged entries.
     fn last_present_log_id(&self) -> Result<Option<LogId>, StoreError> {
         let rocks = self.db.rocks();
-        match rocks.iterator_cf(self.db.cf(CF_LOGS), IteratorMode::End).next() {
+        match rocks
+            .iterator_cf(self.db.cf(CF_LOGS), IteratorMode::End)
+            .next()
+        {
             Some(item) => {
                 let (_, value) = item?;
                 let stored: StoredLogId = codec::decode("log entry", &value)?;
@@ -94,7 +97,8 @@ impl LogStore {
     }
 
     fn last_purged(&self) -> Result<Option<LogId>, StoreError> {
-        self.db.get(CF_STORE_META, LAST_PURGED, "last purged log id")
+        self.db
+            .get(CF_STORE_META, LAST_PURGED, "last purged log id")
     }
 }
 
@@ -187,7 +191,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(io(ErrorSubject::Store, ErrorVerb::Read))
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -196,7 +204,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut batch = WriteBatch::default();
             let cf = self.db.cf(CF_LOGS);
             for entry in entries {
-                batch.put_cf(cf, log_key(entry.log_id.index), codec::encode("log entry", &entry)?);
+                batch.put_cf(
+                    cf,
+                    log_key(entry.log_id.index),
+                    codec::encode("log entry", &entry)?,
+                );
             }
             let db = self.db.clone();
             blocking(move || db.write(batch, Durability::Synced)).await
@@ -249,7 +261,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             })
             .await
         };
-        purge.await.map_err(io(ErrorSubject::Logs, ErrorVerb::Delete))
+        purge
+            .await
+            .map_err(io(ErrorSubject::Logs, ErrorVerb::Delete))
     }
 }
 

@@ -32,7 +32,10 @@ pub enum OpenError {
 ///
 /// The two stores share one RocksDB instance, which stays open until both (and every
 /// clone of the log store) are dropped.
-pub fn open(dir: &Path, app: Arc<dyn Application>) -> Result<(LogStore, StateMachineStore), OpenError> {
+pub fn open(
+    dir: &Path,
+    app: Arc<dyn Application>,
+) -> Result<(LogStore, StateMachineStore), OpenError> {
     let path = dir.to_path_buf();
     std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
         path: path.clone(),

@@ -58,7 +58,9 @@ impl StateMachineStore {
 /// Feeds every stored key/value pair, in key order, to `app.load`.
 fn load_app(db: &Db, app: &dyn Application) -> Result<(), StoreError> {
     let mut failure = None;
-    let iter = db.rocks().iterator_cf(db.cf(CF_SM_DATA), IteratorMode::Start);
+    let iter = db
+        .rocks()
+        .iterator_cf(db.cf(CF_SM_DATA), IteratorMode::Start);
     let mut pairs = iter.map_while(|item| match item {
         Ok((key, value)) => Some((key.into_vec(), value.into_vec())),
         Err(e) => {
@@ -120,9 +122,17 @@ fn apply_entries(
         }
     }
     let meta = db.cf(CF_SM_META);
-    batch.put_cf(meta, LAST_APPLIED, codec::encode("last applied log id", &last_applied)?);
+    batch.put_cf(
+        meta,
+        LAST_APPLIED,
+        codec::encode("last applied log id", &last_applied)?,
+    );
     if membership_changed {
-        batch.put_cf(meta, LAST_MEMBERSHIP, codec::encode("last membership", &last_membership)?);
+        batch.put_cf(
+            meta,
+            LAST_MEMBERSHIP,
+            codec::encode("last membership", &last_membership)?,
+        );
     }
     // Not synced: see the durability rule in db.rs. The entries are in the synced log.
     db.write(batch, Durability::Buffered)?;
@@ -165,10 +175,18 @@ fn install(
 
     let cf_meta = db.cf(CF_SM_META);
     match meta.last_log_id {
-        Some(log_id) => batch.put_cf(cf_meta, LAST_APPLIED, codec::encode("last applied log id", &log_id)?),
+        Some(log_id) => batch.put_cf(
+            cf_meta,
+            LAST_APPLIED,
+            codec::encode("last applied log id", &log_id)?,
+        ),
         None => batch.delete_cf(cf_meta, LAST_APPLIED),
     }
-    batch.put_cf(cf_meta, LAST_MEMBERSHIP, codec::encode("last membership", &meta.last_membership)?);
+    batch.put_cf(
+        cf_meta,
+        LAST_MEMBERSHIP,
+        codec::encode("last membership", &meta.last_membership)?,
+    );
     snapshots.put(&mut batch, meta, &data)?;
     db.write(batch, Durability::Synced)?;
     drop(guard);
@@ -222,7 +240,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let owned_meta = meta.clone();
         blocking(move || install(&db, &snapshots, &*app, &owned_meta, data))
             .await
-            .map_err(io(ErrorSubject::Snapshot(Some(meta.signature())), ErrorVerb::Write))?;
+            .map_err(io(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Write,
+            ))?;
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         Ok(())

@@ -38,9 +38,15 @@ impl Manager {
 }
 
 /// Runs a manager until `shutdown` resolves.
-pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     if !config.initial_cluster.is_empty()
-        && !config.initial_cluster.iter().any(|(id, _)| *id == config.id)
+        && !config
+            .initial_cluster
+            .iter()
+            .any(|(id, _)| *id == config.id)
     {
         anyhow::bail!(
             "--initial-cluster does not list this manager's id {}; add `{}={}` to it",

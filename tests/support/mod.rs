@@ -667,7 +667,12 @@ impl Cluster {
         let extra = cluster.extra_args();
         for (i, addr) in addrs.iter().enumerate() {
             let id = i as u64 + 1;
-            let m = Manager::new(id, addr.clone(), Bootstrap::Initial(spec.clone()), extra.clone());
+            let m = Manager::new(
+                id,
+                addr.clone(),
+                Bootstrap::Initial(spec.clone()),
+                extra.clone(),
+            );
             cluster.managers.insert(id, m);
         }
         for m in cluster.managers.values_mut() {
@@ -767,7 +772,12 @@ impl Cluster {
         let port = free_ports(1)[0];
         let addr = format!("127.0.0.1:{port}");
         let via = self.addr(join_via);
-        let mut m = Manager::new(id, addr.clone(), Bootstrap::Join(via.clone()), self.extra_args());
+        let mut m = Manager::new(
+            id,
+            addr.clone(),
+            Bootstrap::Join(via.clone()),
+            self.extra_args(),
+        );
         m.spawn();
         self.managers.insert(id, m);
         self.log(&format!("started manager {id} at {addr} with --join {via}"));
@@ -810,7 +820,11 @@ impl Cluster {
         for id in &running {
             let st = self.status(*id).await?;
             if st.id != *id {
-                return Err(format!("manager at {} says its id is {}, expected {id}", self.addr(*id), st.id));
+                return Err(format!(
+                    "manager at {} says its id is {}, expected {id}",
+                    self.addr(*id),
+                    st.id
+                ));
             }
             seen.insert(*id, st.leader.clone());
             statuses.insert(*id, st);
@@ -824,7 +838,9 @@ impl Cluster {
             return Err(format!("no leader yet: {seen:?}"));
         };
         let Some(st) = statuses.get(&leader) else {
-            return Err(format!("leader {leader} is not a running manager: {seen:?}"));
+            return Err(format!(
+                "leader {leader} is not a running manager: {seen:?}"
+            ));
         };
         if st.role != "leader" {
             return Err(format!(
@@ -915,7 +931,11 @@ impl Cluster {
     }
 
     /// Every job id → version, read from manager `id`.
-    pub async fn job_versions(&self, id: u64, stale: bool) -> Result<BTreeMap<String, u64>, String> {
+    pub async fn job_versions(
+        &self,
+        id: u64,
+        stale: bool,
+    ) -> Result<BTreeMap<String, u64>, String> {
         Ok(self
             .list_jobs(id, stale)
             .await?
@@ -994,7 +1014,10 @@ pub async fn write_many(
                         Ok(r) if r.status == 201 => {
                             let ack = decode_ack(addr, r)?;
                             if ack.id != id {
-                                return Err(format!("POST {id} to {addr}: ack names id {}", ack.id));
+                                return Err(format!(
+                                    "POST {id} to {addr}: ack names id {}",
+                                    ack.id
+                                ));
                             }
                             acks.push((i, ack));
                             break;

@@ -85,7 +85,10 @@ mod tests {
 
     #[test]
     fn error_bodies_pass_through() {
-        let err = api_error(503, br#"{"error":{"code":"no_quorum","message":"no leader"}}"#);
+        let err = api_error(
+            503,
+            br#"{"error":{"code":"no_quorum","message":"no leader"}}"#,
+        );
         assert!(err.is_no_quorum());
         assert_eq!(err.to_string(), "503 no_quorum: no leader");
     }
@@ -94,7 +97,10 @@ mod tests {
     fn other_bodies_are_wrapped() {
         let err = api_error(413, b"length limit exceeded");
         assert_eq!(err.code(), Some(codes::PAYLOAD_TOO_LARGE));
-        assert_eq!(err.to_string(), "413 payload_too_large: length limit exceeded");
+        assert_eq!(
+            err.to_string(),
+            "413 payload_too_large: length limit exceeded"
+        );
         let err = api_error(502, b"");
         assert_eq!(err.to_string(), "502 internal: HTTP 502 with an empty body");
         let err = api_error(400, "é".repeat(1000).as_bytes());

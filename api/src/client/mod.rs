@@ -237,7 +237,8 @@ impl Client {
 
     /// `GET /v1/jobs/{id}`; `stale` answers from the manager's own replica.
     pub async fn get_job(&self, id: &str, stale: bool) -> Result<Indexed<Job>, ClientError> {
-        let call = Call::get(&["v1", "jobs", id]).query(stale_query(stale));
+        let path = ["v1", "jobs", id];
+        let call = Call::get(&path).query(stale_query(stale));
         self.call(call).await?.indexed()
     }
 
@@ -277,7 +278,9 @@ impl Client {
                 request = request.bearer_auth(token);
             }
             if let Some((body, content_type)) = &call.body {
-                request = request.header(CONTENT_TYPE, *content_type).body(body.clone());
+                request = request
+                    .header(CONTENT_TYPE, *content_type)
+                    .body(body.clone());
             }
             let response = match request.send().await {
                 Ok(response) => response,
@@ -287,7 +290,12 @@ impl Client {
                     failures.push(format!("{base}: {reason}"));
                     continue;
                 }
-                Err(e) => return Err(ClientError::Transport(format!("{base}: {}", error_chain(&e)))),
+                Err(e) => {
+                    return Err(ClientError::Transport(format!(
+                        "{base}: {}",
+                        error_chain(&e)
+                    )))
+                }
             };
             inner.current.store(i, Ordering::Relaxed);
 

@@ -111,7 +111,10 @@ pub enum ConstraintOperator {
 impl ConstraintOperator {
     /// Whether the operator compares against `value` (all but the `is_*` ones).
     pub fn needs_value(&self) -> bool {
-        !matches!(self, ConstraintOperator::IsSet | ConstraintOperator::IsNotSet)
+        !matches!(
+            self,
+            ConstraintOperator::IsSet | ConstraintOperator::IsNotSet
+        )
     }
 }
 

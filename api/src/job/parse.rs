@@ -16,7 +16,10 @@ use super::{JobSpec, SpecError};
 /// [`JobSpec::validate`] for the meaning.
 pub fn parse_job_spec(body: &[u8], content_type: Option<&str>) -> Result<JobSpec, SpecError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(SpecError::new("", "empty request body; expected a job spec"));
+        return Err(SpecError::new(
+            "",
+            "empty request body; expected a job spec",
+        ));
     }
     if is_yaml(content_type) {
         parse_yaml(body)
@@ -75,7 +78,9 @@ fn parse_yaml(body: &[u8]) -> Result<JobSpec, SpecError> {
             None => String::new(),
         };
         let message = message.strip_suffix(&suffix).unwrap_or(&message);
-        let message = message.strip_prefix(&format!("{path}: ")).unwrap_or(message);
+        let message = message
+            .strip_prefix(&format!("{path}: "))
+            .unwrap_or(message);
         field_error(&path, message)
     })
 }
@@ -84,19 +89,21 @@ fn malformed(format: &str, err: &dyn std::fmt::Display) -> SpecError {
     SpecError::new("", format!("malformed {format}: {err}"))
 }
 
-/// An error at `path` (serde_path_to_error's form, `.` for the root). serde
-/// reports unknown, missing and duplicate fields at their parent; the field
-/// they name is appended so the path points at the offending key itself.
+/// An error at `path` (serde_path_to_error's form, `.` for the root). A
+/// missing field is reported at its parent, so the field the message names
+/// is appended to point at the key itself (unknown fields already end the
+/// path).
 fn field_error(path: &str, message: &str) -> SpecError {
-    let parent = if path == "." { "" } else { path };
+    let path = if path == "." { "" } else { path };
     let named = ["unknown field `", "missing field `", "duplicate field `"]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
     let field = match named {
-        Some(name) if parent.is_empty() => name.to_string(),
-        Some(name) => format!("{parent}.{name}"),
-        None => parent.to_string(),
+        Some(name) if path == name || path.ends_with(&format!(".{name}")) => path.to_string(),
+        Some(name) if path.is_empty() => name.to_string(),
+        Some(name) => format!("{path}.{name}"),
+        None => path.to_string(),
     };
     SpecError::new(field, message)
 }
@@ -185,7 +192,11 @@ mod tests {
 
     #[test]
     fn content_type_selects_the_format() {
-        for ct in ["application/yaml", "application/x-yaml", "text/yaml; charset=utf-8"] {
+        for ct in [
+            "application/yaml",
+            "application/x-yaml",
+            "text/yaml; charset=utf-8",
+        ] {
             parse_job_spec(EXAMPLE_YAML.as_bytes(), Some(ct)).unwrap();
         }
         for ct in [None, Some("application/json"), Some("text/plain")] {
@@ -227,24 +238,39 @@ mod tests {
         let err = json_err(&example_with("\"memory_mb\": 64", "\"memory_mb\": -64"));
         assert_eq!(err.field, "tasks[0].resources.memory_mb");
         assert_eq!(err.to_string(), expected);
+        // serde_yaml words it "invalid type", but the field is the same.
         let err = yaml_err(&yaml_example_with("memory_mb: 64", "memory_mb: -64"));
-        assert_eq!(err.to_string(), expected);
+        assert_eq!(err.field, "tasks[0].resources.memory_mb");
+        assert!(
+            err.message.ends_with("integer `-64`, expected u64"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_type_names_the_field() {
         let err = json_err(&example_with("\"replicas\": 3", "\"replicas\": \"3\""));
         assert_eq!(err.field, "replicas");
-        assert!(err.message.starts_with("invalid type: string \"3\""), "{err}");
+        assert!(
+            err.message.starts_with("invalid type: string \"3\""),
+            "{err}"
+        );
         let err = json_err(&example_with("\"priority\": 50", "\"priority\": 500"));
-        assert_eq!(err.to_string(), "priority: invalid value: integer `500`, expected u8");
+        assert_eq!(
+            err.to_string(),
+            "priority: invalid value: integer `500`, expected u8"
+        );
     }
 
     #[test]
     fn unknown_top_level_field_is_named() {
         let err = json_err(&example_with("\"replicas\": 3", "\"replica\": 3"));
         assert_eq!(err.field, "replica");
-        assert!(err.message.starts_with("unknown field `replica`, expected one of"), "{err}");
+        assert!(
+            err.message
+                .starts_with("unknown field `replica`, expected one of"),
+            "{err}"
+        );
         let err = yaml_err(&yaml_example_with("replicas: 3", "replica: 3"));
         assert_eq!(err.field, "replica");
         assert!(err.message.starts_with("unknown field `replica`"), "{err}");
@@ -252,11 +278,17 @@ mod tests {
 
     #[test]
     fn unknown_nested_field_is_named() {
-        let err = json_err(&example_with("\"memory_mb\": 64", "\"memory_mb\": 64, \"gpu\": 1"));
+        let err = json_err(&example_with(
+            "\"memory_mb\": 64",
+            "\"memory_mb\": 64, \"gpu\": 1",
+        ));
         assert_eq!(err.field, "tasks[0].resources.gpu");
         assert!(err.message.starts_with("unknown field `gpu`"), "{err}");
 
-        let err = json_err(&example_with("\"auto_revert\": true", "\"auto_rollback\": true"));
+        let err = json_err(&example_with(
+            "\"auto_revert\": true",
+            "\"auto_rollback\": true",
+        ));
         assert_eq!(err.field, "update.auto_rollback");
 
         let err = yaml_err(&yaml_example_with("      path: /", "      paht: /"));
@@ -269,7 +301,10 @@ mod tests {
         let err = json_err(r#"{"id": "web"}"#);
         assert_eq!(err.to_string(), "tasks: missing field `tasks`");
         let err = yaml_err("id: web\ntasks:\n  - name: main\n    image: x\n");
-        assert_eq!(err.to_string(), "tasks[0].resources: missing field `resources`");
+        assert_eq!(
+            err.to_string(),
+            "tasks[0].resources: missing field `resources`"
+        );
     }
 
     #[test]
@@ -280,12 +315,21 @@ mod tests {
 
     #[test]
     fn bad_duration_names_the_field() {
-        let err = json_err(&example_with("\"interval\": \"2s\"", "\"interval\": \"2 parsecs\""));
+        let err = json_err(&example_with(
+            "\"interval\": \"2s\"",
+            "\"interval\": \"2 parsecs\"",
+        ));
         assert_eq!(err.field, "tasks[0].health.interval");
-        assert!(err.message.starts_with("invalid duration \"2 parsecs\""), "{err}");
+        assert!(
+            err.message.starts_with("invalid duration \"2 parsecs\""),
+            "{err}"
+        );
         let err = yaml_err(&yaml_example_with("delay: 1s", "delay: soon"));
         assert_eq!(err.field, "restart.delay");
-        assert!(err.message.starts_with("invalid duration \"soon\""), "{err}");
+        assert!(
+            err.message.starts_with("invalid duration \"soon\""),
+            "{err}"
+        );
         let err = json_err(&example_with("\"delay\": \"1s\"", "\"delay\": 1"));
         assert_eq!(err.field, "restart.delay");
         assert!(err.message.contains("expected a duration string"), "{err}");
@@ -293,7 +337,10 @@ mod tests {
 
     #[test]
     fn unknown_type_names_the_field() {
-        let err = json_err(&example_with("\"type\": \"service\"", "\"type\": \"daemon\""));
+        let err = json_err(&example_with(
+            "\"type\": \"service\"",
+            "\"type\": \"daemon\"",
+        ));
         assert_eq!(
             err.to_string(),
             "type: unknown variant `daemon`, expected one of `service`, `global`, `batch`"

@@ -79,7 +79,7 @@ impl Visitor<'_> for StringLikeVisitor {
 mod tests {
     use super::*;
 
-    #[derive(Deserialize)]
+    #[derive(Debug, Deserialize)]
     struct Env {
         #[serde(deserialize_with = "map")]
         env: BTreeMap<String, String>,
@@ -93,7 +93,7 @@ mod tests {
         assert_eq!(e.env["NAME"], "x");
     }
 
-    #[derive(Deserialize)]
+    #[derive(Debug, Deserialize)]
     struct Command {
         #[serde(deserialize_with = "seq")]
         command: Vec<String>,

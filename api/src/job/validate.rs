@@ -26,7 +26,10 @@ pub fn validate_job_id(id: &str) -> Result<(), SpecError> {
     if id.len() > MAX_JOB_ID_LEN {
         return Err(SpecError::new(
             "id",
-            format!("is {} characters long; the limit is {MAX_JOB_ID_LEN}", id.len()),
+            format!(
+                "is {} characters long; the limit is {MAX_JOB_ID_LEN}",
+                id.len()
+            ),
         ));
     }
     if let Some(c) = id
@@ -72,7 +75,10 @@ impl JobSpec {
         for (i, c) in self.constraints.iter().enumerate() {
             let at = format!("constraints[{i}]");
             if c.attribute.trim().is_empty() {
-                return Err(SpecError::new(format!("{at}.attribute"), "must not be empty"));
+                return Err(SpecError::new(
+                    format!("{at}.attribute"),
+                    "must not be empty",
+                ));
             }
             if c.operator.needs_value() && c.value.is_empty() {
                 return Err(SpecError::new(
@@ -210,10 +216,16 @@ fn validate_task(at: &str, task: &TaskSpec) -> Result<(), SpecError> {
 
 fn validate_health(at: &str, health: &HealthCheck, task: &TaskSpec) -> Result<(), SpecError> {
     if health.interval.is_zero() {
-        return Err(SpecError::new(format!("{at}.interval"), "must be greater than 0"));
+        return Err(SpecError::new(
+            format!("{at}.interval"),
+            "must be greater than 0",
+        ));
     }
     if health.timeout.is_zero() {
-        return Err(SpecError::new(format!("{at}.timeout"), "must be greater than 0"));
+        return Err(SpecError::new(
+            format!("{at}.timeout"),
+            "must be greater than 0",
+        ));
     }
     match health.kind {
         HealthCheckKind::Http | HealthCheckKind::Tcp => {
@@ -285,10 +297,16 @@ mod tests {
 
     #[test]
     fn id_rules() {
-        assert_eq!(invalid(|s| s.id.clear()).to_string(), "id: must not be empty");
+        assert_eq!(
+            invalid(|s| s.id.clear()).to_string(),
+            "id: must not be empty"
+        );
         assert_eq!(invalid(|s| s.id = "a".repeat(129)).field, "id");
         let err = invalid(|s| s.id = "web/1".into());
-        assert_eq!(err.to_string(), "id: invalid character '/'; use only letters, digits, '_', '.' and '-'");
+        assert_eq!(
+            err.to_string(),
+            "id: invalid character '/'; use only letters, digits, '_', '.' and '-'"
+        );
         assert_eq!(invalid(|s| s.id = "..".into()).field, "id");
         validate_job_id(&"a".repeat(128)).unwrap();
         validate_job_id("web-1.v2_x").unwrap();
@@ -318,14 +336,23 @@ mod tests {
         });
         assert_eq!(err.field, "tasks[1].name");
         assert_eq!(err.message, "duplicate task name \"main\" (also tasks[0])");
-        assert_eq!(invalid(|s| s.tasks[0].name = " ".into()).field, "tasks[0].name");
+        assert_eq!(
+            invalid(|s| s.tasks[0].name = " ".into()).field,
+            "tasks[0].name"
+        );
     }
 
     #[test]
     fn image_and_resources() {
-        assert_eq!(invalid(|s| s.tasks[0].image.clear()).field, "tasks[0].image");
+        assert_eq!(
+            invalid(|s| s.tasks[0].image.clear()).field,
+            "tasks[0].image"
+        );
         let err = invalid(|s| s.tasks[0].resources.cpu_millis = 0);
-        assert_eq!(err.to_string(), "tasks[0].resources.cpu_millis: must be greater than 0");
+        assert_eq!(
+            err.to_string(),
+            "tasks[0].resources.cpu_millis: must be greater than 0"
+        );
         let err = invalid(|s| s.tasks[0].resources.memory_mb = 0);
         assert_eq!(err.field, "tasks[0].resources.memory_mb");
         let err = invalid(|s| {
@@ -356,13 +383,19 @@ mod tests {
             s.tasks[0].ports[0].host_port = Some(80);
             s.tasks[0].ports.push(port("admin", 9090, Some(80)));
         });
-        assert_eq!(err.to_string(), "tasks[0].ports[1].host_port: host port 80 is also used by tasks[0].ports[0]");
+        assert_eq!(
+            err.to_string(),
+            "tasks[0].ports[1].host_port: host port 80 is also used by tasks[0].ports[0]"
+        );
     }
 
     #[test]
     fn health_checks() {
         let err = invalid(|s| s.tasks[0].health.as_mut().unwrap().port = Some("admin".into()));
-        assert_eq!(err.to_string(), "tasks[0].health.port: the task has no port named \"admin\"");
+        assert_eq!(
+            err.to_string(),
+            "tasks[0].health.port: the task has no port named \"admin\""
+        );
         let err = invalid(|s| s.tasks[0].health.as_mut().unwrap().port = None);
         assert_eq!(err.field, "tasks[0].health.port");
         let err = invalid(|s| s.tasks[0].health.as_mut().unwrap().path = Some("health".into()));
@@ -393,15 +426,29 @@ mod tests {
         spec.constraints.push(regex("^web-[0-9]+$"));
         spec.validate().unwrap();
 
-        assert_eq!(invalid(|s| s.constraints[0].value.clear()).field, "constraints[0].value");
-        assert_eq!(invalid(|s| s.constraints[0].attribute.clear()).field, "constraints[0].attribute");
+        assert_eq!(
+            invalid(|s| s.constraints[0].value.clear()).field,
+            "constraints[0].value"
+        );
+        assert_eq!(
+            invalid(|s| s.constraints[0].attribute.clear()).field,
+            "constraints[0].attribute"
+        );
     }
 
     #[test]
     fn update_strategy() {
-        let update = |s: &mut JobSpec| -> &mut UpdateStrategy { s.update.as_mut().unwrap() };
-        assert_eq!(invalid(|s| update(s).max_parallel = 0).field, "update.max_parallel");
+        fn update(s: &mut JobSpec) -> &mut UpdateStrategy {
+            s.update.as_mut().unwrap()
+        }
+        assert_eq!(
+            invalid(|s| update(s).max_parallel = 0).field,
+            "update.max_parallel"
+        );
         let err = invalid(|s| update(s).healthy_deadline = GDuration::from_secs(5));
-        assert_eq!(err.to_string(), "update.healthy_deadline: 5s must be longer than min_healthy (5s)");
+        assert_eq!(
+            err.to_string(),
+            "update.healthy_deadline: 5s must be longer than min_healthy (5s)"
+        );
     }
 }

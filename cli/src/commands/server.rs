@@ -82,8 +82,8 @@ impl ServerArgs {
         let mut config = ServerConfig::new(self.id, self.listen, self.data_dir);
         config.advertise = self.advertise;
         if let Some(text) = &self.initial_cluster {
-            config.initial_cluster =
-                parse_initial_cluster(text).map_err(|e| anyhow::anyhow!("--initial-cluster: {e}"))?;
+            config.initial_cluster = parse_initial_cluster(text)
+                .map_err(|e| anyhow::anyhow!("--initial-cluster: {e}"))?;
         }
         if config.initial_cluster.is_empty() && self.join.is_none() && !has_state(&config) {
             anyhow::bail!(

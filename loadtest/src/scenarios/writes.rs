@@ -294,7 +294,13 @@ fn ratios(outcomes: &[Outcome]) -> Value {
     ) else {
         return Value::Null;
     };
-    let r = |a: f64, b: f64| if b > 0.0 { Value::from(round3(a / b)) } else { Value::Null };
+    let r = |a: f64, b: f64| {
+        if b > 0.0 {
+            Value::from(round3(a / b))
+        } else {
+            Value::Null
+        }
+    };
     json!({
         "writes_per_s": r(g.rate(), e.rate()),
         "p50": r(g.latency.ms_at(0.5), e.latency.ms_at(0.5)),
@@ -354,7 +360,11 @@ fn print_report(args: &WritesArgs, outcomes: &[Outcome]) {
             o.kind.name(),
             o.window.as_secs_f64(),
             o.sent,
-            if o.capped { " (stopped by --max-requests)" } else { "" },
+            if o.capped {
+                " (stopped by --max-requests)"
+            } else {
+                ""
+            },
             o.errors.brief()
         );
         for s in o.errors.samples() {

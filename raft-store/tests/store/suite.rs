@@ -14,7 +14,8 @@ struct TempStoreBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for TempStoreBuilder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let (log, state_machine) = open(dir.path(), Arc::new(FakeApp::default())).expect("open store");
+        let (log, state_machine) =
+            open(dir.path(), Arc::new(FakeApp::default())).expect("open store");
         Ok((dir, log, state_machine))
     }
 }

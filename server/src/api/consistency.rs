@@ -44,7 +44,9 @@ impl ReadParams {
             None => Ok(DEFAULT_WAIT),
             Some(text) => humantime::parse_duration(text)
                 .map(|d| d.min(MAX_WAIT))
-                .map_err(|e| ApiError::bad_request(format!("wait: `{text}` is not a duration ({e})"))),
+                .map_err(|e| {
+                    ApiError::bad_request(format!("wait: `{text}` is not a duration ({e})"))
+                }),
         }
     }
 }
@@ -89,7 +91,8 @@ async fn linearize(manager: &Manager) -> Result<(), ApiError> {
         match read_index {
             Ok(index) => {
                 let mut metrics = manager.raft.metrics();
-                let applied = metrics.wait_for(|m| m.last_applied.map_or(0, |id| id.index) >= index);
+                let applied =
+                    metrics.wait_for(|m| m.last_applied.map_or(0, |id| id.index) >= index);
                 return match tokio::time::timeout(remaining, applied).await {
                     Ok(Ok(_)) => Ok(()),
                     _ => Err(ApiError::no_quorum(format!(

@@ -182,7 +182,11 @@ fn unexpected(outcome: Outcome) -> ApiError {
 }
 
 fn spec_error(error: SpecError) -> ApiError {
-    let mut api_error = ApiError::new(StatusCode::BAD_REQUEST, codes::INVALID_SPEC, error.to_string());
+    let mut api_error = ApiError::new(
+        StatusCode::BAD_REQUEST,
+        codes::INVALID_SPEC,
+        error.to_string(),
+    );
     if !error.field.is_empty() {
         api_error.field = Some(error.field);
     }

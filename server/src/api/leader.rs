@@ -44,10 +44,13 @@ pub async fn forward(
         .send()
         .await
         .map_err(|e| {
-            ApiError::no_quorum(format!("cannot reach the leader {} at {}: {e}", leader.id, leader.addr))
+            ApiError::no_quorum(format!(
+                "cannot reach the leader {} at {}: {e}",
+                leader.id, leader.addr
+            ))
         })?;
-    let status = StatusCode::from_u16(answer.status().as_u16())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let bytes = answer
         .bytes()
         .await

@@ -45,7 +45,11 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .with_state(manager)
 }
 
-async fn stamp_index(State(manager): State<Arc<Manager>>, request: Request, next: Next) -> Response {
+async fn stamp_index(
+    State(manager): State<Arc<Manager>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let index = manager.applied_index();
     response
@@ -55,13 +59,21 @@ async fn stamp_index(State(manager): State<Arc<Manager>>, request: Request, next
 }
 
 async fn unknown_route(request: Request) -> ApiError {
-    ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
 }
 
 async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         gantry_api::error::codes::BAD_REQUEST,
-        format!("{} is not allowed on {}", request.method(), request.uri().path()),
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
     )
 }

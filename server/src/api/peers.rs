@@ -43,12 +43,27 @@ pub async fn add_peer(
     if request.id == 0 {
         return Err(field_error("id", "manager ids start at 1"));
     }
-    if request.addr.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
-        return Err(field_error("addr", format!("`{}` is not HOST:PORT", request.addr)));
+    if request
+        .addr
+        .rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(field_error(
+            "addr",
+            format!("`{}` is not HOST:PORT", request.addr),
+        ));
     }
     let leader = await_leader(&manager).await?;
     if leader.id != manager.id {
-        return forward(&manager, &leader, Method::POST, PEERS_PATH, bytes.to_vec(), CATCH_UP_TIMEOUT + Duration::from_secs(10)).await;
+        return forward(
+            &manager,
+            &leader,
+            Method::POST,
+            PEERS_PATH,
+            bytes.to_vec(),
+            CATCH_UP_TIMEOUT + Duration::from_secs(10),
+        )
+        .await;
     }
 
     let members = status::members(&manager.raft.metrics().borrow());
@@ -88,7 +103,10 @@ pub async fn add_peer(
     tracing::info!(id = request.id, "promoting the caught-up learner to voter");
     manager
         .raft
-        .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([request.id])), false)
+        .change_membership(
+            ChangeMembers::AddVoterIds(BTreeSet::from([request.id])),
+            false,
+        )
         .await
         .map_err(membership_error)?;
     Ok(members_response(&manager).into_response())
@@ -104,11 +122,21 @@ pub async fn remove_peer(
     let leader = await_leader(&manager).await?;
     if leader.id != manager.id {
         let path = format!("{PEERS_PATH}/{id}");
-        return forward(&manager, &leader, Method::DELETE, &path, Vec::new(), Duration::from_secs(30)).await;
+        return forward(
+            &manager,
+            &leader,
+            Method::DELETE,
+            &path,
+            Vec::new(),
+            Duration::from_secs(30),
+        )
+        .await;
     }
     let members = status::members(&manager.raft.metrics().borrow());
     let Some(member) = members.iter().find(|m| m.id == id) else {
-        return Err(ApiError::not_found(format!("manager {id} is not a member of the cluster")));
+        return Err(ApiError::not_found(format!(
+            "manager {id} is not a member of the cluster"
+        )));
     };
     let change = if member.voter {
         if members.iter().filter(|m| m.voter).count() == 1 {
@@ -143,9 +171,9 @@ fn field_error(field: &str, message: impl Into<String>) -> ApiError {
 
 fn membership_error(error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> ApiError {
     match error {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ApiError::no_quorum(
-            "leadership moved while changing the membership; retry the request",
-        ),
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            ApiError::no_quorum("leadership moved while changing the membership; retry the request")
+        }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, e.to_string())
         }

@@ -32,7 +32,11 @@ pub async fn get_raft(State(manager): State<Arc<Manager>>) -> Json<RaftInfo> {
             matched_index: if member.id == manager.id {
                 metrics.last_log_index
             } else {
-                progress.get(&member.id).cloned().flatten().map(|id| id.index)
+                progress
+                    .get(&member.id)
+                    .cloned()
+                    .flatten()
+                    .map(|id| id.index)
             },
             id: member.id,
             addr: member.addr,

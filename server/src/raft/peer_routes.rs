@@ -73,10 +73,8 @@ async fn read_index(State(manager): State<Arc<Manager>>) -> Response {
                 leader: forward.leader_id,
             })
         }
-        Err(e) => Err(ProposeError::NotLeader {
-            leader: None,
-        })
-        .inspect_err(|_| tracing::debug!(error = %e, "read index refused")),
+        Err(e) => Err(ProposeError::NotLeader { leader: None })
+            .inspect_err(|_| tracing::debug!(error = %e, "read index refused")),
     };
     reply(&answer)
 }

@@ -3,8 +3,8 @@
 
 use super::{NodeId, Raft};
 use gantry_api::status::{LeaderRef, Member};
-use openraft::{RaftMetrics, ServerState};
 use openraft::BasicNode;
+use openraft::{RaftMetrics, ServerState};
 
 pub type Metrics = RaftMetrics<NodeId, BasicNode>;
 

@@ -117,7 +117,9 @@ impl ClusterState {
         let Some(record) = jobs.versions.get(&id).and_then(|h| h.get(&version)) else {
             return Outcome::Rejected {
                 code: codes::NOT_FOUND.to_string(),
-                message: format!("job `{id}` has no version {version} (only the last {VERSIONS_KEPT} are kept)"),
+                message: format!(
+                    "job `{id}` has no version {version} (only the last {VERSIONS_KEPT} are kept)"
+                ),
             };
         };
         let spec = record.spec.clone();
@@ -204,4 +206,166 @@ fn not_found(id: &str) -> Outcome {
 
 fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("state records always serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::command::{decode_outcomes, encode_batch};
+    use gantry_api::job::parse_job_spec;
+
+    fn spec(id: &str, replicas: u32) -> JobSpec {
+        let json = format!(
+            r#"{{"id":"{id}","replicas":{replicas},"tasks":[{{"name":"main","image":"busybox",
+            "resources":{{"cpu_millis":100,"memory_mb":32}}}}]}}"#
+        );
+        parse_job_spec(json.as_bytes(), None).unwrap()
+    }
+
+    fn apply(state: &ClusterState, index: u64, commands: Vec<Command>) -> (Vec<Outcome>, Writes) {
+        let mut writes = Writes::default();
+        let response = state.apply(index, &encode_batch(&commands), &mut writes);
+        (decode_outcomes(&response).unwrap(), writes)
+    }
+
+    fn register(id: &str, replicas: u32) -> Command {
+        Command::RegisterJob {
+            spec: spec(id, replicas),
+            submitted_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_batch_answers_each_command_in_order() {
+        let state = ClusterState::new();
+        let (outcomes, _) = apply(
+            &state,
+            5,
+            vec![
+                register("a", 1),
+                register("b", 1),
+                Command::DeleteJob { id: "zz".into() },
+            ],
+        );
+        assert_eq!(outcomes.len(), 3);
+        assert!(
+            matches!(&outcomes[0], Outcome::JobRegistered { id, version: 1, changed: true } if id == "a")
+        );
+        assert!(matches!(&outcomes[1], Outcome::JobRegistered { id, version: 1, .. } if id == "b"));
+        assert!(matches!(&outcomes[2], Outcome::Rejected { code, .. } if code == "not_found"));
+        assert_eq!(state.jobs().current["a"].create_index, 5);
+    }
+
+    #[test]
+    fn only_a_changed_spec_makes_a_new_version() {
+        let state = ClusterState::new();
+        apply(&state, 1, vec![register("a", 1)]);
+        let (same, writes) = apply(&state, 2, vec![register("a", 1)]);
+        assert!(matches!(
+            same[0],
+            Outcome::JobRegistered {
+                version: 1,
+                changed: false,
+                ..
+            }
+        ));
+        assert!(writes.is_empty(), "an unchanged spec writes nothing");
+        let (changed, _) = apply(&state, 3, vec![register("a", 2)]);
+        assert!(matches!(
+            changed[0],
+            Outcome::JobRegistered {
+                version: 2,
+                changed: true,
+                ..
+            }
+        ));
+        let jobs = state.jobs();
+        assert_eq!(jobs.current["a"].modify_index, 3);
+        assert_eq!(jobs.current["a"].create_index, 1);
+        assert_eq!(jobs.versions["a"].len(), 2);
+    }
+
+    #[test]
+    fn history_keeps_the_newest_versions_and_revert_restores_one() {
+        let state = ClusterState::new();
+        for (i, replicas) in (1..=12).enumerate() {
+            apply(&state, i as u64 + 1, vec![register("a", replicas)]);
+        }
+        assert_eq!(state.jobs().versions["a"].len(), VERSIONS_KEPT);
+        assert!(!state.jobs().versions["a"].contains_key(&1));
+        let revert = |version| Command::RevertJob {
+            id: "a".into(),
+            version,
+            submitted_at_ms: 2,
+        };
+        let (gone, _) = apply(&state, 20, vec![revert(1)]);
+        assert!(matches!(&gone[0], Outcome::Rejected { code, .. } if code == "not_found"));
+        let (back, _) = apply(&state, 21, vec![revert(5)]);
+        assert!(matches!(
+            back[0],
+            Outcome::JobRegistered {
+                version: 13,
+                changed: true,
+                ..
+            }
+        ));
+        assert_eq!(state.jobs().current["a"].spec.replicas, 5);
+    }
+
+    #[test]
+    fn scale_and_delete() {
+        let state = ClusterState::new();
+        apply(&state, 1, vec![register("a", 1)]);
+        let scale = Command::ScaleJob {
+            id: "a".into(),
+            replicas: 0,
+            submitted_at_ms: 3,
+        };
+        let (scaled, _) = apply(&state, 2, vec![scale]);
+        assert!(matches!(
+            scaled[0],
+            Outcome::JobRegistered { version: 2, .. }
+        ));
+        let (deleted, writes) = apply(&state, 3, vec![Command::DeleteJob { id: "a".into() }]);
+        assert!(matches!(&deleted[0], Outcome::JobDeleted { id } if id == "a"));
+        assert_eq!(
+            writes.ops().len(),
+            3,
+            "the job record and both versions are deleted"
+        );
+        assert!(state.jobs().current.is_empty());
+        assert!(state.jobs().versions.is_empty());
+    }
+
+    #[test]
+    fn load_rebuilds_what_apply_wrote() {
+        let state = ClusterState::new();
+        let mut stored = BTreeMap::new();
+        for (index, command) in [register("a", 1), register("b", 2), register("a", 3)]
+            .into_iter()
+            .enumerate()
+        {
+            let (_, writes) = apply(&state, index as u64 + 1, vec![command]);
+            for (key, value) in writes.ops().iter().cloned() {
+                match value {
+                    Some(value) => stored.insert(key, value),
+                    None => stored.remove(&key),
+                };
+            }
+        }
+        let reloaded = ClusterState::new();
+        reloaded.load(&mut stored.into_iter()).unwrap();
+        let (before, after) = (state.jobs(), reloaded.jobs());
+        assert_eq!(before.current, after.current);
+        assert_eq!(before.versions, after.versions);
+    }
+
+    #[test]
+    fn an_undecodable_batch_is_answered_not_fatal() {
+        let state = ClusterState::new();
+        let mut writes = Writes::default();
+        let response = state.apply(1, b"not json", &mut writes);
+        assert_eq!(decode_outcomes(&response).unwrap(), vec![]);
+        assert!(writes.is_empty());
+    }
 }

@@ -49,7 +49,8 @@ async fn call<T: serde::de::DeserializeOwned>(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<T, ForwardError> {
-    let unreachable = |e: &dyn std::fmt::Display| ForwardError::Unreachable(format!("{leader_addr}: {e}"));
+    let unreachable =
+        |e: &dyn std::fmt::Display| ForwardError::Unreachable(format!("{leader_addr}: {e}"));
     let response = client
         .post(format!("http://{leader_addr}{path}"))
         .timeout(timeout)

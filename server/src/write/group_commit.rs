@@ -115,7 +115,8 @@ async fn run_batches(raft: Raft, mut queue: mpsc::Receiver<Pending>) {
 /// Joins the separately encoded commands into one JSON array, the batch format of
 /// `state::command`.
 fn encode(batch: Vec<Pending>) -> (Vec<u8>, Vec<oneshot::Sender<Result<Applied, ProposeError>>>) {
-    let mut payload = Vec::with_capacity(batch.iter().map(|p| p.encoded.len() + 1).sum::<usize>() + 2);
+    let mut payload =
+        Vec::with_capacity(batch.iter().map(|p| p.encoded.len() + 1).sum::<usize>() + 2);
     let mut replies = Vec::with_capacity(batch.len());
     payload.push(b'[');
     for (i, pending) in batch.into_iter().enumerate() {

@@ -38,7 +38,8 @@ pub async fn submit(manager: &Manager, command: Command) -> Result<Applied, Writ
         let leader = manager.leader();
         let attempt = match &leader {
             Some(leader) if leader.id == manager.id => {
-                match tokio::time::timeout(remaining, manager.group_commit.propose(&command)).await {
+                match tokio::time::timeout(remaining, manager.group_commit.propose(&command)).await
+                {
                     Ok(result) => result.map_err(ForwardError::from),
                     Err(_) => Err(ForwardError::Unreachable(
                         "this leader could not commit in time (no quorum?)".into(),
