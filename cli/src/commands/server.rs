@@ -45,12 +45,13 @@ pub struct ServerArgs {
     pub snapshot_chunk_bytes: u64,
 
     /// Raft heartbeat interval.
-    #[arg(long, env = "GANTRY_HEARTBEAT_INTERVAL", default_value = "100ms", value_parser = humantime_duration)]
+    #[arg(long, env = "GANTRY_HEARTBEAT_INTERVAL", default_value = "50ms", value_parser = humantime_duration)]
     pub heartbeat_interval: Duration,
 
-    /// Shortest silence from the leader before a follower starts an election; each
-    /// follower waits a random time between this and twice this.
-    #[arg(long, env = "GANTRY_ELECTION_TIMEOUT", default_value = "400ms", value_parser = humantime_duration)]
+    /// Election timeout: each manager draws its own between this and twice this. A
+    /// follower that has seen a leader stands for election after the leader's lease (twice
+    /// this) plus its own timeout without a heartbeat: 450–600 ms with the default.
+    #[arg(long, env = "GANTRY_ELECTION_TIMEOUT", default_value = "150ms", value_parser = humantime_duration)]
     pub election_timeout: Duration,
 
     /// How long a write waits for a leader during an election before failing with
