@@ -13,13 +13,22 @@ pub mod job_status {
     pub const RUNNING: &str = "running";
 }
 
-/// `201` answer to `POST /v1/jobs`: the job is committed (not yet placed).
+/// `201` answer to `POST /v1/jobs` (and to `scale` and `revert`, which make
+/// a new version): the job is committed, not yet placed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRegistered {
     pub id: String,
     /// The job's version after this write (1 for a new job).
     pub version: u64,
     /// The Raft index at which the write was committed.
+    pub index: u64,
+}
+
+/// Answer to `DELETE /v1/jobs/{id}`: the job is stopped and removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobDeleted {
+    pub id: String,
+    /// The Raft index at which the removal was committed.
     pub index: u64,
 }
 

@@ -20,5 +20,7 @@ pub use job::{
     parse_job_spec, validate_job_id, Constraint, ConstraintOperator, HealthCheck, HealthCheckKind,
     JobSpec, JobType, PortSpec, Resources, RestartPolicy, SpecError, TaskSpec, UpdateStrategy,
 };
-pub use jobs::{Job, JobRegistered, JobSummary, JobVersion, RevertRequest, ScaleRequest};
+pub use jobs::{
+    Job, JobDeleted, JobRegistered, JobSummary, JobVersion, RevertRequest, ScaleRequest,
+};
 pub use status::{AddPeerRequest, LeaderRef, Member, MemberProgress, RaftInfo, StatusResponse};

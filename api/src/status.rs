@@ -2,7 +2,8 @@
 //!
 //! `GET /v1/status` answers "who leads, and is this manager caught up?";
 //! `GET /v1/operator/raft` adds each peer's replication progress for
-//! operators; `POST /v1/operator/raft/peers` takes an [`AddPeerRequest`].
+//! operators; `POST /v1/operator/raft/peers` takes an [`AddPeerRequest`]
+//! and, like `DELETE .../peers/{id}`, answers with the new membership.
 
 use serde::{Deserialize, Serialize};
 
@@ -80,4 +81,10 @@ pub struct MemberProgress {
 pub struct AddPeerRequest {
     pub id: u64,
     pub addr: String,
+}
+
+/// Answer to adding or removing a manager: the membership afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersResponse {
+    pub members: Vec<Member>,
 }

@@ -25,8 +25,10 @@ pub use error::ClientError;
 
 use crate::headers::INDEX_HEADER;
 use crate::job::JobSpec;
-use crate::jobs::{Job, JobRegistered, JobSummary, JobVersion};
-use crate::status::{AddPeerRequest, RaftInfo, StatusResponse};
+use crate::jobs::{
+    Job, JobDeleted, JobRegistered, JobSummary, JobVersion, RevertRequest, ScaleRequest,
+};
+use crate::status::{AddPeerRequest, MembersResponse, RaftInfo, StatusResponse};
 
 /// A response together with the Raft index it reflects (`X-Gantry-Index`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,21 +203,23 @@ impl Client {
             .decode()
     }
 
-    /// `POST /v1/operator/raft/peers`: add manager `id` at `addr`.
-    pub async fn add_peer(&self, id: u64, addr: &str) -> Result<(), ClientError> {
+    /// `POST /v1/operator/raft/peers`: add manager `id` at `addr`. Returns
+    /// the membership afterwards.
+    pub async fn add_peer(&self, id: u64, addr: &str) -> Result<MembersResponse, ClientError> {
         let request = AddPeerRequest {
             id,
             addr: addr.to_string(),
         };
         let call = Call::new(Method::POST, &["v1", "operator", "raft", "peers"]).json(&request)?;
-        self.call(call).await.map(drop)
+        self.call(call).await?.decode()
     }
 
-    /// `DELETE /v1/operator/raft/peers/{id}`.
-    pub async fn remove_peer(&self, id: u64) -> Result<(), ClientError> {
+    /// `DELETE /v1/operator/raft/peers/{id}`. Returns the membership
+    /// afterwards.
+    pub async fn remove_peer(&self, id: u64) -> Result<MembersResponse, ClientError> {
         let id = id.to_string();
         let path = ["v1", "operator", "raft", "peers", &id];
-        self.call(Call::new(Method::DELETE, &path)).await.map(drop)
+        self.call(Call::new(Method::DELETE, &path)).await?.decode()
     }
 
     /// `POST /v1/jobs` with the spec as JSON. Returns once it is committed.
@@ -248,12 +252,25 @@ impl Client {
         self.call(call).await?.indexed()
     }
 
-    /// `DELETE /v1/jobs/{id}`: stop and remove the job. Returns the index
-    /// at which the removal was committed (`X-Gantry-Index`).
-    pub async fn delete_job(&self, id: &str) -> Result<u64, ClientError> {
+    /// `DELETE /v1/jobs/{id}`: stop and remove the job.
+    pub async fn delete_job(&self, id: &str) -> Result<JobDeleted, ClientError> {
         self.call(Call::new(Method::DELETE, &["v1", "jobs", id]))
             .await?
-            .index()
+            .decode()
+    }
+
+    /// `POST /v1/jobs/{id}/scale`: a new version with `replicas`.
+    pub async fn scale_job(&self, id: &str, replicas: u32) -> Result<JobRegistered, ClientError> {
+        let path = ["v1", "jobs", id, "scale"];
+        let call = Call::new(Method::POST, &path).json(&ScaleRequest { replicas })?;
+        self.call(call).await?.decode()
+    }
+
+    /// `POST /v1/jobs/{id}/revert`: a new version with `version`'s spec.
+    pub async fn revert_job(&self, id: &str, version: u64) -> Result<JobRegistered, ClientError> {
+        let path = ["v1", "jobs", id, "revert"];
+        let call = Call::new(Method::POST, &path).json(&RevertRequest { version })?;
+        self.call(call).await?.decode()
     }
 
     /// `GET /v1/jobs/{id}/versions`.

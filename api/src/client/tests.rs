@@ -12,7 +12,7 @@ use super::*;
 use crate::error::{codes, ErrorBody};
 use crate::job::fixtures::{EXAMPLE_JSON, EXAMPLE_YAML};
 use crate::job::{parse_job_spec, JobType};
-use crate::status::roles;
+use crate::status::{roles, Member};
 
 const TOKEN: &str = "s3cret";
 
@@ -98,18 +98,40 @@ async fn register(headers: HeaderMap, body: axum::body::Bytes) -> Response {
     }
 }
 
-async fn delete_job() -> Response {
-    with_index(45, StatusCode::OK)
+async fn delete_job(Path(id): Path<String>) -> Response {
+    with_index(46, Json(JobDeleted { id, index: 45 }))
 }
 
-async fn add_peer(Json(request): Json<AddPeerRequest>) -> Response {
+/// Echoes the new replica count as the version.
+async fn scale(Path(id): Path<String>, Json(request): Json<ScaleRequest>) -> Response {
+    let registered = JobRegistered {
+        id,
+        version: request.replicas.into(),
+        index: 47,
+    };
+    (StatusCode::CREATED, Json(registered)).into_response()
+}
+
+fn members(ids: &[u64]) -> Json<MembersResponse> {
+    let members = ids
+        .iter()
+        .map(|&id| Member {
+            id,
+            addr: format!("127.0.0.1:46{id}6"),
+            voter: true,
+        })
+        .collect();
+    Json(MembersResponse { members })
+}
+
+async fn add_peer(Json(request): Json<AddPeerRequest>) -> Json<MembersResponse> {
     assert_eq!((request.id, request.addr.as_str()), (4, "127.0.0.1:4676"));
-    StatusCode::OK.into_response()
+    members(&[1, 4])
 }
 
-async fn remove_peer(Path(id): Path<u64>) -> Response {
+async fn remove_peer(Path(id): Path<u64>) -> Json<MembersResponse> {
     assert_eq!(id, 4);
-    StatusCode::NO_CONTENT.into_response()
+    members(&[1])
 }
 
 /// Starts the stand-in manager and returns its `host:port`.
@@ -118,6 +140,7 @@ async fn manager() -> String {
         .route("/v1/status", get(status))
         .route("/v1/jobs", get(list_jobs).post(register))
         .route("/v1/jobs/{id}", get(get_job).delete(delete_job))
+        .route("/v1/jobs/{id}/scale", post(scale))
         .route("/v1/operator/raft/peers", post(add_peer))
         .route("/v1/operator/raft/peers/{id}", delete(remove_peer));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -199,7 +222,9 @@ async fn register_and_delete() {
         .await
         .unwrap();
 
-    assert_eq!(client.delete_job("web").await.unwrap(), 45);
+    assert_eq!(client.scale_job("web", 7).await.unwrap().version, 7);
+    let deleted = client.delete_job("web").await.unwrap();
+    assert_eq!((deleted.id.as_str(), deleted.index), ("web", 45));
 }
 
 #[tokio::test]
@@ -233,8 +258,10 @@ async fn bad_specs_come_back_as_api_errors() {
 #[tokio::test]
 async fn peers() {
     let client = client().await;
-    client.add_peer(4, "127.0.0.1:4676").await.unwrap();
-    client.remove_peer(4).await.unwrap();
+    let after = client.add_peer(4, "127.0.0.1:4676").await.unwrap();
+    assert_eq!(after.members.len(), 2);
+    let after = client.remove_peer(4).await.unwrap();
+    assert_eq!(after.members[0].id, 1);
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! serde's own messages say *what* is wrong ("invalid value: integer `-64`,
 //! expected u64") but not *where*; `serde_path_to_error` adds the path
 //! (`tasks[0].resources.memory_mb`). Syntax errors have no field, so they
-//! keep the line and column instead. JSON and YAML give the same errors for
-//! the same mistake, so the API's answer does not depend on the format.
+//! keep the line and column instead. JSON and YAML name the same field path
+//! for the same mistake, so the API's answer does not depend on the format
+//! (serde_yaml words a few messages differently).
 
 use serde_json::error::Category;
 
@@ -39,6 +40,12 @@ fn is_yaml(content_type: Option<&str>) -> bool {
 }
 
 fn parse_json(body: &[u8]) -> Result<JobSpec, SpecError> {
+    // serde would also take a struct as an array of its fields in order;
+    // a spec is always an object.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return Err(SpecError::new("", "a job spec must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let spec: JobSpec = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -50,7 +57,13 @@ fn parse_json(body: &[u8]) -> Result<JobSpec, SpecError> {
                 let message = message.strip_suffix(&suffix).unwrap_or(&message);
                 field_error(&path, message)
             }
-            Category::Syntax | Category::Eof | Category::Io => malformed("JSON", &inner),
+            Category::Syntax | Category::Eof | Category::Io => {
+                let mut err = malformed("JSON", &inner);
+                if first != Some(&b'{') {
+                    err.message += " (YAML needs Content-Type: application/yaml)";
+                }
+                err
+            }
         }
     })?;
     // Anything after the spec ("{...} {...}", a stray brace) is malformed too.
@@ -61,14 +74,18 @@ fn parse_json(body: &[u8]) -> Result<JobSpec, SpecError> {
 fn parse_yaml(body: &[u8]) -> Result<JobSpec, SpecError> {
     // serde_yaml does not classify its errors, so find syntax errors first
     // with an untyped parse; whatever fails after that is about the data.
-    serde_yaml::from_slice::<serde_yaml::Value>(body).map_err(|e| malformed("YAML", &e))?;
+    let value =
+        serde_yaml::from_slice::<serde_yaml::Value>(body).map_err(|e| malformed("YAML", &e))?;
+    if !value.is_mapping() {
+        return Err(SpecError::new("", "a job spec must be a YAML mapping"));
+    }
 
     let de = serde_yaml::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        // serde_yaml appends the position and prefixes its own path, the same
-        // one we already have; drop both so the message reads like JSON's.
+        // serde_yaml appends the position and prefixes its own path; drop
+        // both so the message reads like JSON's.
         let message = inner.to_string();
         let suffix = match inner.location() {
             Some(at) if (at.line(), at.column()) != (1, 1) => {
@@ -78,9 +95,11 @@ fn parse_yaml(body: &[u8]) -> Result<JobSpec, SpecError> {
             None => String::new(),
         };
         let message = message.strip_suffix(&suffix).unwrap_or(&message);
-        let message = message
-            .strip_prefix(&format!("{path}: "))
-            .unwrap_or(message);
+        // Its path is ours or, for an unknown field, our path's parent.
+        let message = match message.split_once(": ") {
+            Some((its_path, rest)) if !its_path.is_empty() && path.starts_with(its_path) => rest,
+            _ => message,
+        };
         field_error(&path, message)
     })
 }
@@ -202,6 +221,9 @@ mod tests {
         for ct in [None, Some("application/json"), Some("text/plain")] {
             let err = parse_job_spec(EXAMPLE_YAML.as_bytes(), ct).unwrap_err();
             assert!(err.message.starts_with("malformed JSON"), "{err}");
+            assert!(err
+                .message
+                .ends_with("(YAML needs Content-Type: application/yaml)"));
         }
     }
 
@@ -224,6 +246,18 @@ mod tests {
         let err = yaml_err("id: web\ntasks: [\n");
         assert_eq!(err.field, "");
         assert!(err.message.starts_with("malformed YAML: "), "{err}");
+    }
+
+    #[test]
+    fn spec_must_be_an_object() {
+        assert_eq!(
+            json_err(r#"["web"]"#).message,
+            "a job spec must be a JSON object"
+        );
+        assert_eq!(
+            yaml_err("- web").message,
+            "a job spec must be a YAML mapping"
+        );
     }
 
     #[test]

@@ -14,16 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gantry_api::error::codes;
 use gantry_api::job::{parse_job_spec, SpecError};
-use gantry_api::jobs::{Job, JobRegistered, JobSummary, JobVersion, RevertRequest, ScaleRequest};
-use serde::Serialize;
+use gantry_api::jobs::{
+    Job, JobDeleted, JobRegistered, JobSummary, JobVersion, RevertRequest, ScaleRequest,
+};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-#[derive(Serialize)]
-pub struct JobDeleted {
-    pub id: String,
-    pub index: u64,
-}
 
 pub async fn register(
     State(manager): State<Arc<Manager>>,
@@ -58,7 +53,7 @@ pub async fn list(
         .values()
         .map(|job| JobSummary {
             id: job.spec.id.clone(),
-            kind: job.spec.kind.clone(),
+            kind: job.spec.kind,
             replicas: job.spec.replicas,
             version: job.version,
             status: job.status.clone(),

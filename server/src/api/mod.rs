@@ -22,7 +22,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
 
-pub const INDEX_HEADER: &str = "x-gantry-index";
+pub use gantry_api::headers::INDEX_HEADER;
 
 pub fn router(manager: Arc<Manager>) -> Router {
     let api = Router::new()

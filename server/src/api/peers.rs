@@ -17,10 +17,9 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gantry_api::error::codes;
-use gantry_api::status::{AddPeerRequest, Member};
+use gantry_api::status::{AddPeerRequest, MembersResponse};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
-use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,11 +27,6 @@ use std::time::Duration;
 /// How long a new manager may take to catch up before it is made a voter.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 const PEERS_PATH: &str = "/v1/operator/raft/peers";
-
-#[derive(Serialize)]
-pub struct MembersResponse {
-    pub members: Vec<Member>,
-}
 
 pub async fn add_peer(
     State(manager): State<Arc<Manager>>,
