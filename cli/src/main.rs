@@ -2,6 +2,7 @@
 //! development cluster (`dev`), and the operator commands.
 
 mod commands;
+mod config_file;
 mod logging;
 
 use clap::{Parser, Subcommand};
@@ -13,6 +14,11 @@ use clap::{Parser, Subcommand};
     about = "Gantry: a container orchestrator with replicated managers"
 )]
 struct Cli {
+    /// Read settings from this YAML file; its keys are the flag names (`data-dir: ...`).
+    /// Flags and `GANTRY_*` environment variables take precedence over it.
+    #[arg(long, global = true, env = "GANTRY_CONFIG")]
+    config: Option<std::path::PathBuf>,
+
     /// Log output: `text` for people, `json` for log collectors.
     #[arg(long, global = true, env = "GANTRY_LOG_FORMAT", default_value = "text")]
     log_format: logging::LogFormat,
@@ -39,6 +45,10 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = config_file::path_from_args(&args) {
+        config_file::apply(std::path::Path::new(&path))?;
+    }
     let cli = Cli::parse();
     logging::init(cli.log_format, &cli.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()

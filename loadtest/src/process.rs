@@ -59,6 +59,8 @@ impl Proc {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
+            // Logs go to a file: no colour escapes in the tails we print.
+            .env("NO_COLOR", "1")
             .process_group(0);
         // SAFETY: prctl is async-signal-safe and touches no memory of ours.
         // The death signal fires when the *thread* that forked exits; we spawn

@@ -240,7 +240,7 @@ mod tests {
         let text = t.render();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "          gantry   etcd");
-        assert_eq!(lines[1], "------------------------");
+        assert_eq!(lines[1], "-".repeat(23));
         assert_eq!(lines[2], "writes/s  1234.5   99.0");
         assert_eq!(lines[3], "p50 ms      1.00  12.00");
     }

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -182,9 +182,20 @@ impl System {
             }
         }
         if !dead.is_empty() {
-            bail!("{}\n{}", dead.join("; "), self.logs(30));
+            return Err(self.fail(dead.join("; ")));
         }
         Ok(())
+    }
+
+    /// An error for a run that cannot go on: the message, the tails of the
+    /// logs, and the temp dir kept (not removed at the end) as evidence.
+    fn fail(&mut self, msg: String) -> anyhow::Error {
+        self.dir.disable_cleanup(true);
+        anyhow::anyhow!(
+            "{msg}\n{}(data dirs and full logs kept under {})",
+            self.logs(30),
+            self.dir.path().display()
+        )
     }
 
     pub fn logs(&self, lines: usize) -> String {
@@ -226,12 +237,11 @@ impl System {
                         None => format!("node {}: no answer", i + 1),
                     })
                     .collect();
-                bail!(
-                    "{}: no agreed leader after {timeout:?}; last seen: {}\n{}",
+                return Err(self.fail(format!(
+                    "{}: no agreed leader after {timeout:?}; last seen: {}",
                     self.name(),
                     seen.join("; "),
-                    self.logs(30)
-                );
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -253,11 +263,7 @@ impl System {
                 return Ok(i);
             }
             if Instant::now() > deadline {
-                bail!(
-                    "{}: no leader after {timeout:?}\n{}",
-                    self.name(),
-                    self.logs(30)
-                );
+                return Err(self.fail(format!("{}: no leader after {timeout:?}", self.name())));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -275,12 +281,11 @@ impl System {
                 }
             }
             if Instant::now() > deadline {
-                bail!(
-                    "{}: no new leader {timeout:?} after killing node {}\n{}",
+                return Err(self.fail(format!(
+                    "{}: no new leader {timeout:?} after killing node {}",
                     self.name(),
                     killed + 1,
-                    self.logs(30)
-                );
+                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -319,12 +324,11 @@ impl System {
                 }
             }
             if Instant::now() > deadline {
-                bail!(
-                    "{}: node {} did not catch up to index {target} within {timeout:?}\n{}",
+                return Err(self.fail(format!(
+                    "{}: node {} did not catch up to index {target} within {timeout:?}",
                     self.name(),
                     i + 1,
-                    self.logs(30)
-                );
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -20,6 +20,7 @@ mod open;
 mod snapshot;
 mod state_machine;
 mod types;
+mod wal_sync;
 
 pub use log_store::LogStore;
 pub use open::{open, OpenError};

@@ -2,12 +2,13 @@
 //! log ids, in the `logs` and `store_meta` column families.
 //!
 //! Raft may only count a vote or an entry once it is on disk, so every write here that
-//! Raft relies on is synced before it is acknowledged: `save_vote` returns, and `append`
-//! calls its callback, only after the fsync. One `append` call is one `WriteBatch` with
-//! one fsync however many entries it carries; that batching is what keeps throughput up.
+//! Raft relies on is synced before it is acknowledged: `save_vote`, `truncate` and `purge`
+//! return only after the fsync, and `append` calls its callback only after the WAL sync
+//! that covers it (see `wal_sync`). One `append` call is one `WriteBatch`, however many
+//! entries it carries.
 //!
-//! openraft issues log writes one at a time through `&mut self` and each one here has
-//! finished before its method returns, so writes are applied in the order they were
+//! openraft issues log writes one at a time through `&mut self` and each one here is in
+//! the WAL before its method returns, so writes are applied in the order they were
 //! issued, as openraft requires.
 
 use std::fmt::Debug;
@@ -23,6 +24,7 @@ use crate::codec;
 use crate::db::{blocking, Db, Durability};
 use crate::error::{io, StoreError};
 use crate::keys::{log_index, log_key, CF_LOGS, CF_STORE_META, COMMITTED, LAST_PURGED, VOTE};
+use crate::wal_sync::WalSyncer;
 use crate::{Entry, LogId, NodeId, StorageError, TypeConfig};
 
 /// The Raft log and vote. Cheap to clone: clones share the database, and a clone is also
@@ -30,6 +32,7 @@ use crate::{Entry, LogId, NodeId, StorageError, TypeConfig};
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Db>,
+    syncer: WalSyncer,
 }
 
 /// The `log_id` field of a stored entry, decoded without the payload.
@@ -40,7 +43,8 @@ struct StoredLogId {
 
 impl LogStore {
     pub(crate) fn new(db: Arc<Db>) -> Self {
-        Self { db }
+        let syncer = WalSyncer::start(&db);
+        Self { db, syncer }
     }
 
     /// Bytes used on disk by the whole store (log, state machine and snapshot share one
@@ -200,7 +204,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let write = async {
+        let write = || -> Result<(), StoreError> {
             let mut batch = WriteBatch::default();
             let cf = self.db.cf(CF_LOGS);
             for entry in entries {
@@ -210,12 +214,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     codec::encode("log entry", &entry)?,
                 );
             }
-            let db = self.db.clone();
-            blocking(move || db.write(batch, Durability::Synced)).await
+            // Into the WAL without waiting for the disk: readable from here on, and made
+            // durable by the sync thread before the callback reports it flushed.
+            self.db.write(batch, Durability::Buffered)
         };
-        match write.await {
+        match write() {
             Ok(()) => {
-                callback.log_io_completed(Ok(()));
+                self.syncer.flushed_after_sync(callback);
                 Ok(())
             }
             Err(e) => {

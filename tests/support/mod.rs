@@ -291,6 +291,12 @@ impl Api {
         })
     }
 
+    /// The underlying reqwest client (10 s request timeout, 2 s connect
+    /// timeout, no proxy), for requests the helpers do not cover.
+    pub fn reqwest(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     pub async fn get(&self, addr: &str, path: &str) -> Result<Resp, String> {
         self.request(addr, reqwest::Method::GET, path, None).await
     }
@@ -544,9 +550,8 @@ impl Manager {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr));
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
-        }
+        // Plain text in the log files (set GANTRY_LOG to change the filter).
+        cmd.env("NO_COLOR", "1");
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {GANTRY} for manager {}: {e}", self.id));
@@ -578,11 +583,17 @@ impl Manager {
         if let Some(child) = guard.as_mut() {
             if let Ok(Some(status)) = child.try_wait() {
                 guard.take();
+                let tail = self.log_tail(LOG_TAIL_LINES);
+                // The harness only ever sends SIGKILL, and reaps what it kills.
+                let hint = if tail.contains("stop requested") {
+                    "\n(its log says \"stop requested\": it got SIGTERM or SIGINT, which this harness never sends; \
+                     was it stopped from outside the test, e.g. by a `pkill`/`killall` of every gantry process on the machine?)"
+                } else {
+                    ""
+                };
                 return Err(format!(
-                    "manager {} ({}) exited unexpectedly with {status}\n{}",
-                    self.id,
-                    self.addr,
-                    self.log_tail(LOG_TAIL_LINES)
+                    "manager {} ({}) exited unexpectedly with {status}{hint}\n{tail}",
+                    self.id, self.addr,
                 ));
             }
         }
@@ -723,6 +734,11 @@ impl Cluster {
         self.manager(id).addr.clone()
     }
 
+    /// `http://<addr of manager id><path>`
+    pub fn url(&self, id: u64, path: &str) -> String {
+        format!("http://{}{path}", self.addr(id))
+    }
+
     /// Addresses of every manager (running or not), in id order.
     pub fn addrs(&self) -> Vec<String> {
         self.managers.values().map(|m| m.addr.clone()).collect()
@@ -784,7 +800,7 @@ impl Cluster {
     }
 
     pub async fn status(&self, id: u64) -> Result<Status, String> {
-        self.check_alive()?;
+        self.assert_alive();
         self.api
             .status(&self.addr(id))
             .await
@@ -792,7 +808,7 @@ impl Cluster {
     }
 
     pub async fn raft(&self, id: u64) -> Result<RaftInfo, String> {
-        self.check_alive()?;
+        self.assert_alive();
         self.api
             .raft(&self.addr(id))
             .await
@@ -800,7 +816,7 @@ impl Cluster {
     }
 
     pub async fn list_jobs(&self, id: u64, stale: bool) -> Result<Vec<JobSummary>, String> {
-        self.check_alive()?;
+        self.assert_alive();
         self.api
             .list_jobs(&self.addr(id), stale)
             .await

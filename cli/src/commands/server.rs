@@ -44,8 +44,9 @@ pub struct ServerArgs {
     #[arg(long, env = "GANTRY_SNAPSHOT_CHUNK_BYTES", default_value_t = 1 << 20)]
     pub snapshot_chunk_bytes: u64,
 
-    /// Raft heartbeat interval.
-    #[arg(long, env = "GANTRY_HEARTBEAT_INTERVAL", default_value = "50ms", value_parser = humantime_duration)]
+    /// Raft heartbeat interval; also how long the leader waits for an append to be
+    /// answered before sending it again.
+    #[arg(long, env = "GANTRY_HEARTBEAT_INTERVAL", default_value = "100ms", value_parser = humantime_duration)]
     pub heartbeat_interval: Duration,
 
     /// Election timeout: each manager draws its own between this and twice this. A
@@ -73,9 +74,9 @@ impl ServerArgs {
         if self.id == 0 {
             anyhow::bail!("--id must be a positive number");
         }
-        if self.heartbeat_interval * 2 > self.election_timeout {
+        if self.heartbeat_interval >= self.election_timeout {
             anyhow::bail!(
-                "--election-timeout ({:?}) must be at least twice --heartbeat-interval ({:?})",
+                "--election-timeout ({:?}) must be longer than --heartbeat-interval ({:?})",
                 self.election_timeout,
                 self.heartbeat_interval
             );

@@ -329,7 +329,8 @@ fn print_report(args: &WritesArgs, outcomes: &[Outcome]) {
     }
     let mut t = Table::new(header);
     type Figure = fn(&Outcome) -> f64;
-    let rows: [(&str, Figure, fn(f64) -> String); 8] = [
+    type Show = fn(f64) -> String;
+    let rows: [(&str, Figure, Show); 8] = [
         ("writes/s", Outcome::rate, |x| format!("{x:.1}")),
         ("acked", |o| o.acked as f64, |x| format!("{x:.0}")),
         ("latency mean ms", |o| o.latency.mean_ms(), fmt_ms),
