@@ -35,7 +35,11 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .route("/v1/jobs/{id}/versions", get(jobs::versions))
         .route("/v1/jobs/{id}/scale", post(jobs::scale))
         .route("/v1/jobs/{id}/revert", post(jobs::revert))
-        .layer(DefaultBodyLimit::max(manager.config.max_body_bytes));
+        .layer(DefaultBodyLimit::max(manager.config.max_body_bytes))
+        .route_layer(middleware::from_fn_with_state(
+            manager.config.max_body_bytes,
+            body::reject_oversized,
+        ));
     Router::new()
         .merge(api)
         .merge(crate::raft::peer_routes::routes())
