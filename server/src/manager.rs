@@ -106,6 +106,10 @@ pub async fn run(
 /// the same membership, which makes the same first log entry everywhere; a manager that
 /// already has state (a restart) is left as it is.
 async fn bootstrap(manager: &Manager) -> anyhow::Result<()> {
+    if manager.raft.is_initialized().await? {
+        tracing::info!("existing Raft state found; rejoining the cluster");
+        return Ok(());
+    }
     let members: BTreeMap<u64, BasicNode> = manager
         .config
         .initial_cluster

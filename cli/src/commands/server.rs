@@ -44,9 +44,9 @@ pub struct ServerArgs {
     #[arg(long, env = "GANTRY_SNAPSHOT_CHUNK_BYTES", default_value_t = 1 << 20)]
     pub snapshot_chunk_bytes: u64,
 
-    /// Raft heartbeat interval; also how long the leader waits for an append to be
-    /// answered before sending it again.
-    #[arg(long, env = "GANTRY_HEARTBEAT_INTERVAL", default_value = "100ms", value_parser = humantime_duration)]
+    /// Raft heartbeat interval. openraft also checks election timers every 1.5 of these,
+    /// and waits this long for an append to be answered before sending it again.
+    #[arg(long, env = "GANTRY_HEARTBEAT_INTERVAL", default_value = "50ms", value_parser = humantime_duration)]
     pub heartbeat_interval: Duration,
 
     /// Election timeout: each manager draws its own between this and twice this. A
