@@ -187,61 +187,23 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
         writers.spawn(writer(w, cluster.client(), addrs.clone(), shared.clone()));
     }
 
-    {
-        let s = shared.clone();
-        let c = &cluster;
-        wait_until(
-            "the first 50 acknowledged writes",
-            Duration::from_secs(30),
-            || {
-                let s = s.clone();
-                async move {
-                    c.assert_alive();
-                    let n = s.ack_count();
-                    if n >= 50 {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "{n} acks; errors so far: {:?}",
-                            s.errors.lock().unwrap()
-                        ))
-                    }
-                }
-            },
-        )
-        .await;
-    }
+    wait_for_acks(
+        &cluster,
+        &shared,
+        "the first 50 acknowledged writes",
+        50,
+        |s| s.ack_count(),
+    )
+    .await;
 
     let mut reports = Vec::new();
     for k in 1..=kills {
         let leader = cluster.wait_for_leader().await;
 
         // Steady state first: 100 more acks with everyone up.
-        {
-            let s = shared.clone();
-            let base = s.ack_count();
-            let c = &cluster;
-            wait_until(
-                &format!("100 acknowledged writes before kill {k}"),
-                Duration::from_secs(30),
-                || {
-                    let s = s.clone();
-                    async move {
-                        c.assert_alive();
-                        let n = s.ack_count() - base;
-                        if n >= 100 {
-                            Ok(())
-                        } else {
-                            Err(format!(
-                                "{n} new acks; errors so far: {:?}",
-                                s.errors.lock().unwrap()
-                            ))
-                        }
-                    }
-                },
-            )
-            .await;
-        }
+        let base = shared.ack_count();
+        let what = format!("100 acknowledged writes before kill {k}");
+        wait_for_acks(&cluster, &shared, &what, 100, |s| s.ack_count() - base).await;
 
         let t_kill = Instant::now();
         cluster.kill(leader);
@@ -268,30 +230,13 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
             elected_after.as_secs_f64()
         ));
 
-        {
-            let s = shared.clone();
-            let c = &cluster;
-            wait_until(
-                &format!("{RESUMED_AFTER} acknowledged writes sent after kill {k} (leader {leader} killed)"),
-                Duration::from_secs(30),
-                || {
-                    let s = s.clone();
-                    async move {
-                        c.assert_alive();
-                        let n = s.acks_sent_after(t_kill);
-                        if n >= RESUMED_AFTER {
-                            Ok(())
-                        } else {
-                            Err(format!(
-                                "{n} acks of writes sent after the kill; errors so far: {:?}",
-                                s.errors.lock().unwrap()
-                            ))
-                        }
-                    }
-                },
-            )
-            .await;
-        }
+        let what = format!(
+            "{RESUMED_AFTER} acknowledged writes sent after kill {k} (leader {leader} killed)"
+        );
+        wait_for_acks(&cluster, &shared, &what, RESUMED_AFTER, |s| {
+            s.acks_sent_after(t_kill)
+        })
+        .await;
 
         // Measure the gap around the kill (printed, not asserted).
         let report = {
@@ -529,5 +474,30 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
             Ok(())
         },
     )
+    .await;
+}
+
+/// Waits (bounded) until `count` reaches `target` while every manager stays alive; on
+/// timeout the panic shows the writers' errors so far.
+async fn wait_for_acks(
+    cluster: &Cluster,
+    shared: &Arc<Shared>,
+    what: &str,
+    target: usize,
+    count: impl Fn(&Shared) -> usize,
+) {
+    let count = &count;
+    wait_until(what, Duration::from_secs(30), || async move {
+        cluster.assert_alive();
+        let n = count(shared);
+        if n >= target {
+            Ok(())
+        } else {
+            Err(format!(
+                "{n} of {target}; errors so far: {:?}",
+                shared.errors.lock().unwrap()
+            ))
+        }
+    })
     .await;
 }

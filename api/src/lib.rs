@@ -4,14 +4,17 @@
 //! JSON; defining it once here keeps them from drifting apart. This file only
 //! declares the modules and re-exports their main types.
 
+pub mod allocation;
 pub mod client;
 pub mod duration;
 pub mod error;
 pub mod headers;
 pub mod job;
 pub mod jobs;
+pub mod node;
 pub mod status;
 
+pub use allocation::{Allocation, ClientState, DesiredState, Health, PortAssignment};
 pub use client::{Client, ClientError, ClientOptions, Indexed};
 pub use duration::GDuration;
 pub use error::{codes, ErrorBody, ErrorDetail};
@@ -22,5 +25,8 @@ pub use job::{
 };
 pub use jobs::{
     Job, JobDeleted, JobRegistered, JobSummary, JobVersion, RevertRequest, ScaleRequest,
+};
+pub use node::{
+    DrainRequest, Eligibility, EligibilityRequest, Node, NodeRegistration, NodeStatus, PortRange,
 };
 pub use status::{AddPeerRequest, LeaderRef, Member, MemberProgress, RaftInfo, StatusResponse};

@@ -198,6 +198,15 @@ pub fn fmt_ratio(a: f64, b: f64) -> String {
     }
 }
 
+/// `a / b` for a JSON report, rounded to three places; `null` when `b` is zero.
+pub fn ratio_json(a: f64, b: f64) -> serde_json::Value {
+    if b > 0.0 {
+        serde_json::Value::from(round3(a / b))
+    } else {
+        serde_json::Value::Null
+    }
+}
+
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }

@@ -123,6 +123,10 @@ impl ConstraintOperator {
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
     pub name: String,
+    /// Which driver runs it: `docker` (the default) or `process`. Placement only
+    /// considers nodes whose agent offers this driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
     pub image: String,
     /// Empty: the image's default command. YAML numbers are taken as text.
     #[serde(default, deserialize_with = "string_like::seq")]
@@ -135,6 +139,14 @@ pub struct TaskSpec {
     pub ports: Vec<PortSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+}
+
+impl TaskSpec {
+    pub const DEFAULT_DRIVER: &'static str = "docker";
+
+    pub fn driver(&self) -> &str {
+        self.driver.as_deref().unwrap_or(Self::DEFAULT_DRIVER)
+    }
 }
 
 /// What one instance of a task reserves on its node.

@@ -164,6 +164,14 @@ impl JobSpec {
 
 /// The checks that concern one task alone (`at` is its path, `tasks[i]`).
 fn validate_task(at: &str, task: &TaskSpec) -> Result<(), SpecError> {
+    if let Some(driver) = &task.driver {
+        if !["docker", "process"].contains(&driver.as_str()) {
+            return Err(SpecError::new(
+                format!("{at}.driver"),
+                format!("`{driver}` is not a driver; use `docker` or `process`"),
+            ));
+        }
+    }
     if task.image.trim().is_empty() {
         return Err(SpecError::new(format!("{at}.image"), "must not be empty"));
     }

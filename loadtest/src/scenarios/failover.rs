@@ -25,7 +25,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::progress::{Counters, Progress};
-use crate::stats::{fmt_ms, fmt_ratio, max, median, round3, ErrorCounts, Table};
+use crate::stats::{fmt_ms, fmt_ratio, max, median, ratio_json, round3, ErrorCounts, Table};
 use crate::system::{send_write, Endpoints, Kind, Setup, System};
 
 use super::{systems_to_run, Compare};
@@ -461,13 +461,7 @@ fn ratios(outcomes: &[Outcome]) -> Value {
     ) else {
         return Value::Null;
     };
-    let r = |a: f64, b: f64| {
-        if b > 0.0 {
-            Value::from(round3(a / b))
-        } else {
-            Value::Null
-        }
-    };
+    let r = ratio_json;
     json!({
         "median_gap": r(median(&g.gaps_ms()), median(&e.gaps_ms())),
         "max_gap": r(max(&g.gaps_ms()), max(&e.gaps_ms())),

@@ -28,7 +28,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::progress::{Counters, Progress};
-use crate::stats::{fmt_ms, fmt_ratio, round3, ErrorCounts, Latency, Table};
+use crate::stats::{fmt_ms, fmt_ratio, ratio_json, round3, ErrorCounts, Latency, Table};
 use crate::system::{send_write, Endpoints, Kind, Setup, System};
 
 use super::{systems_to_run, Compare};
@@ -294,13 +294,7 @@ fn ratios(outcomes: &[Outcome]) -> Value {
     ) else {
         return Value::Null;
     };
-    let r = |a: f64, b: f64| {
-        if b > 0.0 {
-            Value::from(round3(a / b))
-        } else {
-            Value::Null
-        }
-    };
+    let r = ratio_json;
     json!({
         "writes_per_s": r(g.rate(), e.rate()),
         "p50": r(g.latency.ms_at(0.5), e.latency.ms_at(0.5)),

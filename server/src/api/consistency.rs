@@ -10,9 +10,9 @@
 use super::error::ApiError;
 use crate::manager::Manager;
 use crate::write::forward::read_index_on_leader;
+use crate::write::leader_retry::{with_leader, Attempt, LeaderError, Target};
 use serde::Deserialize;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// The longest a blocking query may wait.
 const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -65,47 +65,50 @@ pub async fn prepare_read(manager: &Manager, params: &ReadParams) -> Result<(), 
 }
 
 async fn linearize(manager: &Manager) -> Result<(), ApiError> {
-    let deadline = Instant::now() + manager.config.write_timeout;
-    let mut problem = String::from("no leader is known");
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(ApiError::no_quorum(format!(
-                "cannot confirm a linearizable read ({problem}); retry, or read with ?stale=true"
-            )));
-        }
-        let leader = manager.leader();
-        let read_index = match &leader {
-            Some(leader) if leader.id == manager.id => {
+    let read_index = with_leader(manager, |target, remaining| async move {
+        let index = match target {
+            Target::ThisManager => {
                 match tokio::time::timeout(remaining, manager.raft.get_read_log_id()).await {
                     Ok(Ok((read, _applied))) => Ok(read.map_or(0, |id| id.index)),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err("the leader could not reach a quorum in time".to_string()),
                 }
             }
-            Some(leader) => read_index_on_leader(&manager.peer_client, &leader.addr, remaining)
-                .await
-                .map_err(|e| e.to_string()),
-            None => Err("no leader is known".to_string()),
-        };
-        match read_index {
-            Ok(index) => {
-                let mut metrics = manager.raft.metrics();
-                let applied =
-                    metrics.wait_for(|m| m.last_applied.map_or(0, |id| id.index) >= index);
-                return match tokio::time::timeout(remaining, applied).await {
-                    Ok(Ok(_)) => Ok(()),
-                    _ => Err(ApiError::no_quorum(format!(
-                        "this manager did not apply up to index {index} in time; retry, or read with ?stale=true"
-                    ))),
-                };
+            Target::Leader(leader) => {
+                read_index_on_leader(&manager.peer_client, &leader.addr, remaining)
+                    .await
+                    .map_err(|e| e.to_string())
             }
-            Err(e) => problem = e,
+        };
+        match index {
+            Ok(index) => Attempt::Done(index),
+            Err(reason) => Attempt::<u64, ()>::Retry(reason),
         }
-        let seen = leader.map(|l| l.id);
-        let mut metrics = manager.raft.metrics();
-        let changed = metrics.wait_for(|m| m.current_leader != seen);
-        let _ = tokio::time::timeout(Duration::from_millis(50).min(remaining), changed).await;
+    })
+    .await
+    .map_err(|error| {
+        let reason = match error {
+            LeaderError::Deadline(reason) => reason,
+            LeaderError::Failed(()) => "the Raft node stopped".to_string(),
+        };
+        ApiError::no_quorum(format!(
+            "cannot confirm a linearizable read ({reason}); retry, or read with ?stale=true"
+        ))
+    })?;
+
+    // Answer once this manager has applied everything up to the read index.
+    let mut metrics = manager.raft.metrics();
+    let applied = metrics.wait_for(|m| m.last_applied.map_or(0, |id| id.index) >= read_index);
+    let caught_up = matches!(
+        tokio::time::timeout(manager.config.write_timeout, applied).await,
+        Ok(Ok(_))
+    );
+    if caught_up {
+        Ok(())
+    } else {
+        Err(ApiError::no_quorum(format!(
+            "this manager did not apply up to index {read_index} in time; retry, or read with ?stale=true"
+        )))
     }
 }
 

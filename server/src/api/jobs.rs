@@ -47,7 +47,8 @@ pub async fn list(
     Query(params): Query<ReadParams>,
 ) -> Result<Json<Vec<JobSummary>>, ApiError> {
     prepare_read(&manager, &params).await?;
-    let jobs = manager.state.jobs();
+    let state = manager.state.read();
+    let jobs = &state.jobs;
     let summaries = jobs
         .current
         .values()
@@ -69,7 +70,8 @@ pub async fn get(
     Query(params): Query<ReadParams>,
 ) -> Result<Json<Job>, ApiError> {
     prepare_read(&manager, &params).await?;
-    let jobs = manager.state.jobs();
+    let state = manager.state.read();
+    let jobs = &state.jobs;
     jobs.current
         .get(&id)
         .cloned()
@@ -83,7 +85,8 @@ pub async fn versions(
     Query(params): Query<ReadParams>,
 ) -> Result<Json<Vec<JobVersion>>, ApiError> {
     prepare_read(&manager, &params).await?;
-    let jobs = manager.state.jobs();
+    let state = manager.state.read();
+    let jobs = &state.jobs;
     if !jobs.current.contains_key(&id) {
         return Err(ApiError::not_found(format!("no job with id `{id}`")));
     }

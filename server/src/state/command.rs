@@ -4,7 +4,9 @@
 //! `Vec<Command>` and its response a `Vec<Outcome>` in the same order. They are encoded as
 //! JSON so a log entry can be read by a person when debugging.
 
+use super::plan::{Plan, PlanResult};
 use gantry_api::job::JobSpec;
+use gantry_api::{ClientState, Eligibility, Health, Node, NodeRegistration, NodeStatus};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -24,17 +26,60 @@ pub enum Command {
         submitted_at_ms: u64,
     },
     /// Stop and remove a job with its version history.
-    DeleteJob { id: String },
+    DeleteJob {
+        id: String,
+    },
     /// Register an earlier version's spec as the newest version.
     RevertJob {
         id: String,
         version: u64,
         submitted_at_ms: u64,
     },
+    /// An agent registers its node (or refreshes what it offers).
+    RegisterNode {
+        registration: NodeRegistration,
+        now_ms: u64,
+    },
+    /// The leader's verdict on a node's heartbeats. `Down` also marks the node's live
+    /// allocations `lost`.
+    SetNodeStatus {
+        node_id: String,
+        status: NodeStatus,
+        now_ms: u64,
+    },
+    SetNodeEligibility {
+        node_id: String,
+        eligibility: Eligibility,
+    },
+    SetNodeDrain {
+        node_id: String,
+        drain: bool,
+    },
+    /// A scheduler plan: stops and placements, re-checked as they are applied.
+    ApplyPlan {
+        plan: Plan,
+        now_ms: u64,
+    },
+    /// Status reports from agents, batched by the leader.
+    UpdateAllocations {
+        updates: Vec<AllocationUpdate>,
+        now_ms: u64,
+    },
+}
+
+/// What an agent reports about one allocation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllocationUpdate {
+    pub id: String,
+    pub client_state: ClientState,
+    pub health: Health,
+    pub restart_count: u32,
+    #[serde(default)]
+    pub message: String,
 }
 
 /// What applying one command did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     JobRegistered {
@@ -45,6 +90,16 @@ pub enum Outcome {
     },
     JobDeleted {
         id: String,
+    },
+    Node {
+        node: Box<Node>,
+    },
+    PlanApplied {
+        result: PlanResult,
+    },
+    AllocationsUpdated {
+        /// How many of the reported allocations exist (reports for removed ones are dropped).
+        applied: usize,
     },
     /// The command was valid on the wire but not in the current state (e.g. unknown id).
     Rejected {

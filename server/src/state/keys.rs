@@ -1,10 +1,13 @@
 //! The layout of the cluster state in the store's key/value space.
 //!
 //! `job/<id>` holds the current job record; `jobv/<id>/<version, 20 digits>` holds each
-//! kept version, so a prefix scan lists a job's history in order.
+//! kept version, so a prefix scan lists a job's history in order. `node/<id>` and
+//! `alloc/<id>` hold nodes and allocations.
 
 pub const JOB_PREFIX: &str = "job/";
 pub const JOB_VERSION_PREFIX: &str = "jobv/";
+pub const NODE_PREFIX: &str = "node/";
+pub const ALLOCATION_PREFIX: &str = "alloc/";
 
 pub fn job(id: &str) -> String {
     format!("{JOB_PREFIX}{id}")
@@ -12,4 +15,12 @@ pub fn job(id: &str) -> String {
 
 pub fn job_version(id: &str, version: u64) -> String {
     format!("{JOB_VERSION_PREFIX}{id}/{version:020}")
+}
+
+pub fn node(id: &str) -> String {
+    format!("{NODE_PREFIX}{id}")
+}
+
+pub fn allocation(id: &str) -> String {
+    format!("{ALLOCATION_PREFIX}{id}")
 }

@@ -5,30 +5,31 @@
 //! the same batch as the applied index. On start and after a snapshot is installed the
 //! store hands every pair back through `load`, and the memory view is rebuilt from them.
 
-use super::command::{decode_batch, encode_outcomes, Command, Outcome};
+use super::allocations::Allocations;
+use super::command::{decode_batch, encode_outcomes, AllocationUpdate, Command, Outcome};
+use super::jobs::Jobs;
 use super::keys;
+use super::nodes::Nodes;
+use super::plan::apply_plan;
 use gantry_api::error::codes;
-use gantry_api::job::JobSpec;
 use gantry_api::jobs::{Job, JobVersion};
+use gantry_api::{Allocation, ClientState, DesiredState, Node, NodeStatus};
 use gantry_raft_store::{Application, Writes};
-use std::collections::BTreeMap;
 use std::sync::{RwLock, RwLockReadGuard};
 
-/// How many versions of a job are kept for `history` and `revert`.
-pub const VERSIONS_KEPT: usize = 10;
+pub use super::jobs::VERSIONS_KEPT;
 
-/// The job status shown until the scheduler places the job.
-const STATUS_PENDING: &str = "pending";
-
+/// Everything the managers agree on.
 #[derive(Default)]
-pub struct Jobs {
-    pub current: BTreeMap<String, Job>,
-    pub versions: BTreeMap<String, BTreeMap<u64, JobVersion>>,
+pub struct State {
+    pub jobs: Jobs,
+    pub nodes: Nodes,
+    pub allocations: Allocations,
 }
 
 #[derive(Default)]
 pub struct ClusterState {
-    jobs: RwLock<Jobs>,
+    state: RwLock<State>,
 }
 
 impl ClusterState {
@@ -36,146 +37,173 @@ impl ClusterState {
         Self::default()
     }
 
-    /// A consistent view of every job, for readers.
-    pub fn jobs(&self) -> RwLockReadGuard<'_, Jobs> {
-        self.jobs.read().expect("state lock poisoned")
+    /// A consistent view of the whole state, for readers.
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().expect("state lock poisoned")
     }
+}
 
-    fn register(
-        jobs: &mut Jobs,
-        index: u64,
-        spec: JobSpec,
-        submitted_at_ms: u64,
-        writes: &mut Writes,
-    ) -> Outcome {
-        let id = spec.id.clone();
-        let previous = jobs.current.get(&id);
-        if let Some(job) = previous {
-            if job.spec == spec {
-                return Outcome::JobRegistered {
-                    id,
-                    version: job.version,
-                    changed: false,
-                };
-            }
-        }
-        let version = previous.map_or(1, |job| job.version + 1);
-        let create_index = previous.map_or(index, |job| job.create_index);
-        let job = Job {
-            spec: spec.clone(),
-            version,
-            status: STATUS_PENDING.to_string(),
-            submitted_at_ms,
-            create_index,
-            modify_index: index,
-        };
-        let record = JobVersion {
-            version,
-            spec,
-            submitted_at_ms,
-            index,
-        };
-        writes.put(keys::job(&id), to_json(&job));
-        writes.put(keys::job_version(&id, version), to_json(&record));
-        jobs.current.insert(id.clone(), job);
-
-        let history = jobs.versions.entry(id.clone()).or_default();
-        history.insert(version, record);
-        while history.len() > VERSIONS_KEPT {
-            let (oldest, _) = history.pop_first().expect("history is not empty");
-            writes.delete(keys::job_version(&id, oldest));
-        }
-        Outcome::JobRegistered {
-            id,
-            version,
-            changed: true,
-        }
-    }
-
-    fn delete(jobs: &mut Jobs, id: String, writes: &mut Writes) -> Outcome {
-        if jobs.current.remove(&id).is_none() {
-            return not_found(&id);
-        }
-        writes.delete(keys::job(&id));
-        for version in jobs.versions.remove(&id).unwrap_or_default().into_keys() {
-            writes.delete(keys::job_version(&id, version));
-        }
-        Outcome::JobDeleted { id }
-    }
-
-    fn revert(
-        jobs: &mut Jobs,
-        index: u64,
-        id: String,
-        version: u64,
-        submitted_at_ms: u64,
-        writes: &mut Writes,
-    ) -> Outcome {
-        if !jobs.current.contains_key(&id) {
-            return not_found(&id);
-        }
-        let Some(record) = jobs.versions.get(&id).and_then(|h| h.get(&version)) else {
-            return Outcome::Rejected {
-                code: codes::NOT_FOUND.to_string(),
-                message: format!(
-                    "job `{id}` has no version {version} (only the last {VERSIONS_KEPT} are kept)"
-                ),
-            };
-        };
-        let spec = record.spec.clone();
-        Self::register(jobs, index, spec, submitted_at_ms, writes)
-    }
-
-    fn apply_one(jobs: &mut Jobs, index: u64, command: Command, writes: &mut Writes) -> Outcome {
+impl State {
+    fn apply(&mut self, index: u64, command: Command, writes: &mut Writes) -> Outcome {
         match command {
             Command::RegisterJob {
                 spec,
                 submitted_at_ms,
-            } => Self::register(jobs, index, spec, submitted_at_ms, writes),
+            } => self.jobs.register(index, spec, submitted_at_ms, writes),
             Command::ScaleJob {
                 id,
                 replicas,
                 submitted_at_ms,
-            } => {
-                let Some(job) = jobs.current.get(&id) else {
-                    return not_found(&id);
-                };
-                let mut spec = job.spec.clone();
-                spec.replicas = replicas;
-                Self::register(jobs, index, spec, submitted_at_ms, writes)
-            }
-            Command::DeleteJob { id } => Self::delete(jobs, id, writes),
+            } => self
+                .jobs
+                .scale(index, id, replicas, submitted_at_ms, writes),
+            Command::DeleteJob { id } => self.jobs.delete(id, writes),
             Command::RevertJob {
                 id,
                 version,
                 submitted_at_ms,
-            } => Self::revert(jobs, index, id, version, submitted_at_ms, writes),
+            } => self
+                .jobs
+                .revert(index, id, version, submitted_at_ms, writes),
+            Command::RegisterNode {
+                registration,
+                now_ms,
+            } => node_outcome(
+                Some(self.nodes.register(index, registration, now_ms, writes)),
+                "",
+            ),
+            Command::SetNodeStatus {
+                node_id,
+                status,
+                now_ms,
+            } => {
+                let node = self
+                    .nodes
+                    .set_status(index, &node_id, status, now_ms, writes);
+                if node.is_some() && status == NodeStatus::Down {
+                    self.mark_lost(index, &node_id, now_ms, writes);
+                }
+                node_outcome(node, &node_id)
+            }
+            Command::SetNodeEligibility {
+                node_id,
+                eligibility,
+            } => node_outcome(
+                self.nodes
+                    .set_eligibility(index, &node_id, eligibility, writes),
+                &node_id,
+            ),
+            Command::SetNodeDrain { node_id, drain } => node_outcome(
+                self.nodes.set_drain(index, &node_id, drain, writes),
+                &node_id,
+            ),
+            Command::ApplyPlan { plan, now_ms } => Outcome::PlanApplied {
+                result: apply_plan(
+                    &self.nodes,
+                    &mut self.allocations,
+                    index,
+                    plan,
+                    now_ms,
+                    writes,
+                ),
+            },
+            Command::UpdateAllocations { updates, now_ms } => Outcome::AllocationsUpdated {
+                applied: self.update_allocations(index, updates, now_ms, writes),
+            },
         }
+    }
+
+    /// A node went down: what it was running is lost, to be replaced elsewhere.
+    fn mark_lost(&mut self, index: u64, node_id: &str, now_ms: u64, writes: &mut Writes) {
+        let lost: Vec<Allocation> = self
+            .allocations
+            .on_node(node_id)
+            .filter(|a| a.reserves_resources())
+            .cloned()
+            .collect();
+        for mut allocation in lost {
+            allocation.client_state = ClientState::Lost;
+            allocation.desired = DesiredState::Stop;
+            allocation.message = format!("node {node_id} is down");
+            allocation.modified_at_ms = now_ms;
+            allocation.modify_index = index;
+            self.allocations.store(allocation, writes);
+        }
+    }
+
+    fn update_allocations(
+        &mut self,
+        index: u64,
+        updates: Vec<AllocationUpdate>,
+        now_ms: u64,
+        writes: &mut Writes,
+    ) -> usize {
+        let mut applied = 0;
+        for update in updates {
+            let Some(existing) = self.allocations.by_id.get(&update.id) else {
+                continue;
+            };
+            // A lost allocation stays lost: its node was declared down, and its slot may
+            // already run elsewhere.
+            if existing.client_state == ClientState::Lost {
+                continue;
+            }
+            let mut allocation = existing.clone();
+            allocation.client_state = update.client_state;
+            allocation.health = update.health;
+            allocation.restart_count = update.restart_count;
+            allocation.message = update.message;
+            allocation.modified_at_ms = now_ms;
+            allocation.modify_index = index;
+            self.allocations.store(allocation, writes);
+            applied += 1;
+        }
+        applied
+    }
+}
+
+fn node_outcome(node: Option<Node>, id: &str) -> Outcome {
+    match node {
+        Some(node) => Outcome::Node {
+            node: Box::new(node),
+        },
+        None => Outcome::Rejected {
+            code: codes::NOT_FOUND.to_string(),
+            message: format!("no node with id `{id}`"),
+        },
     }
 }
 
 impl Application for ClusterState {
     fn load(&self, data: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<(), String> {
-        let mut fresh = Jobs::default();
+        let mut fresh = State::default();
         for (key, value) in data {
             let key = String::from_utf8(key).map_err(|e| format!("non-UTF-8 state key: {e}"))?;
-            if key.starts_with(keys::JOB_PREFIX) {
-                let job: Job = serde_json::from_slice(&value)
-                    .map_err(|e| format!("corrupt job record `{key}`: {e}"))?;
-                fresh.current.insert(job.spec.id.clone(), job);
-            } else if key.starts_with(keys::JOB_VERSION_PREFIX) {
-                let record: JobVersion = serde_json::from_slice(&value)
-                    .map_err(|e| format!("corrupt job version `{key}`: {e}"))?;
+            let corrupt = |e: serde_json::Error| format!("corrupt record `{key}`: {e}");
+            if key.starts_with(keys::JOB_VERSION_PREFIX) {
+                let record: JobVersion = serde_json::from_slice(&value).map_err(corrupt)?;
                 fresh
+                    .jobs
                     .versions
                     .entry(record.spec.id.clone())
                     .or_default()
                     .insert(record.version, record);
+            } else if key.starts_with(keys::JOB_PREFIX) {
+                let job: Job = serde_json::from_slice(&value).map_err(corrupt)?;
+                fresh.jobs.current.insert(job.spec.id.clone(), job);
+            } else if key.starts_with(keys::NODE_PREFIX) {
+                fresh
+                    .nodes
+                    .load(serde_json::from_slice(&value).map_err(corrupt)?);
+            } else if key.starts_with(keys::ALLOCATION_PREFIX) {
+                fresh
+                    .allocations
+                    .load(serde_json::from_slice(&value).map_err(corrupt)?);
             } else {
                 return Err(format!("unknown state key `{key}`"));
             }
         }
-        *self.jobs.write().expect("state lock poisoned") = fresh;
+        *self.state.write().expect("state lock poisoned") = fresh;
         Ok(())
     }
 
@@ -188,31 +216,22 @@ impl Application for ClusterState {
                 return encode_outcomes(&[]);
             }
         };
-        let mut jobs = self.jobs.write().expect("state lock poisoned");
+        let mut state = self.state.write().expect("state lock poisoned");
         let outcomes: Vec<Outcome> = commands
             .into_iter()
-            .map(|command| Self::apply_one(&mut jobs, index, command, writes))
+            .map(|command| state.apply(index, command, writes))
             .collect();
         encode_outcomes(&outcomes)
     }
 }
 
-fn not_found(id: &str) -> Outcome {
-    Outcome::Rejected {
-        code: codes::NOT_FOUND.to_string(),
-        message: format!("no job with id `{id}`"),
-    }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("state records always serialise")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::command::{decode_outcomes, encode_batch};
-    use gantry_api::job::parse_job_spec;
+    use crate::state::command::{decode_outcomes, encode_batch, AllocationUpdate};
+    use gantry_api::job::{parse_job_spec, JobSpec};
+    use gantry_api::{ClientState, DesiredState, NodeStatus};
+    use std::collections::BTreeMap;
 
     fn spec(id: &str, replicas: u32) -> JobSpec {
         let json = format!(
@@ -253,7 +272,7 @@ mod tests {
         );
         assert!(matches!(&outcomes[1], Outcome::JobRegistered { id, version: 1, .. } if id == "b"));
         assert!(matches!(&outcomes[2], Outcome::Rejected { code, .. } if code == "not_found"));
-        assert_eq!(state.jobs().current["a"].create_index, 5);
+        assert_eq!(state.read().jobs.current["a"].create_index, 5);
     }
 
     #[test]
@@ -279,7 +298,8 @@ mod tests {
                 ..
             }
         ));
-        let jobs = state.jobs();
+        let state = state.read();
+        let jobs = &state.jobs;
         assert_eq!(jobs.current["a"].modify_index, 3);
         assert_eq!(jobs.current["a"].create_index, 1);
         assert_eq!(jobs.versions["a"].len(), 2);
@@ -291,8 +311,8 @@ mod tests {
         for (i, replicas) in (1..=12).enumerate() {
             apply(&state, i as u64 + 1, vec![register("a", replicas)]);
         }
-        assert_eq!(state.jobs().versions["a"].len(), VERSIONS_KEPT);
-        assert!(!state.jobs().versions["a"].contains_key(&1));
+        assert_eq!(state.read().jobs.versions["a"].len(), VERSIONS_KEPT);
+        assert!(!state.read().jobs.versions["a"].contains_key(&1));
         let revert = |version| Command::RevertJob {
             id: "a".into(),
             version,
@@ -309,7 +329,7 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(state.jobs().current["a"].spec.replicas, 5);
+        assert_eq!(state.read().jobs.current["a"].spec.replicas, 5);
     }
 
     #[test]
@@ -333,8 +353,8 @@ mod tests {
             3,
             "the job record and both versions are deleted"
         );
-        assert!(state.jobs().current.is_empty());
-        assert!(state.jobs().versions.is_empty());
+        assert!(state.read().jobs.current.is_empty());
+        assert!(state.read().jobs.versions.is_empty());
     }
 
     #[test]
@@ -355,7 +375,8 @@ mod tests {
         }
         let reloaded = ClusterState::new();
         reloaded.load(&mut stored.into_iter()).unwrap();
-        let (before, after) = (state.jobs(), reloaded.jobs());
+        let (before, after) = (state.read(), reloaded.read());
+        let (before, after) = (&before.jobs, &after.jobs);
         assert_eq!(before.current, after.current);
         assert_eq!(before.versions, after.versions);
     }
@@ -367,5 +388,158 @@ mod tests {
         let response = state.apply(1, b"not json", &mut writes);
         assert_eq!(decode_outcomes(&response).unwrap(), vec![]);
         assert!(writes.is_empty());
+    }
+
+    fn registration(name: &str) -> gantry_api::NodeRegistration {
+        gantry_api::NodeRegistration {
+            name: name.into(),
+            address: "10.0.0.9".into(),
+            resources: gantry_api::Resources {
+                cpu_millis: 2000,
+                memory_mb: 2048,
+            },
+            port_range: Default::default(),
+            labels: Default::default(),
+            drivers: vec!["docker".into()],
+        }
+    }
+
+    fn placed(id: &str, node: &str) -> crate::state::plan::PlannedAllocation {
+        let json = format!(
+            r#"{{"id":"{id}","job_id":"web","job_version":1,"slot":0,"node_id":"{node}",
+            "resources":{{"cpu_millis":500,"memory_mb":256}},"ports":[],"desired":"run",
+            "client_state":"pending","health":"unknown","restart_count":0,"message":"",
+            "placement_reason":"test","created_at_ms":0,"modified_at_ms":0,
+            "create_index":0,"modify_index":0}}"#
+        );
+        crate::state::plan::PlannedAllocation {
+            allocation: serde_json::from_str(&json).unwrap(),
+            replaces: None,
+        }
+    }
+
+    #[test]
+    fn a_down_node_loses_its_allocations_and_reports_cannot_revive_them() {
+        let state = ClusterState::new();
+        let node_up = vec![
+            Command::RegisterNode {
+                registration: registration("n1"),
+                now_ms: 1,
+            },
+            Command::SetNodeStatus {
+                node_id: "n1".into(),
+                status: NodeStatus::Ready,
+                now_ms: 1,
+            },
+            Command::ApplyPlan {
+                plan: crate::state::plan::Plan {
+                    stops: vec![],
+                    placements: vec![placed("a1", "n1")],
+                },
+                now_ms: 2,
+            },
+        ];
+        let (outcomes, _) = apply(&state, 1, node_up);
+        assert!(
+            matches!(&outcomes[2], Outcome::PlanApplied { result } if result.placed == vec!["a1"])
+        );
+
+        let running = AllocationUpdate {
+            id: "a1".into(),
+            client_state: ClientState::Running,
+            health: gantry_api::Health::Healthy,
+            restart_count: 0,
+            message: String::new(),
+        };
+        let (outcomes, _) = apply(
+            &state,
+            2,
+            vec![Command::UpdateAllocations {
+                updates: vec![running.clone()],
+                now_ms: 3,
+            }],
+        );
+        assert!(matches!(
+            outcomes[0],
+            Outcome::AllocationsUpdated { applied: 1 }
+        ));
+        assert_eq!(
+            state
+                .read()
+                .allocations
+                .node_usage("n1")
+                .reserved
+                .cpu_millis,
+            500
+        );
+
+        apply(
+            &state,
+            3,
+            vec![Command::SetNodeStatus {
+                node_id: "n1".into(),
+                status: NodeStatus::Down,
+                now_ms: 4,
+            }],
+        );
+        {
+            let read = state.read();
+            let lost = &read.allocations.by_id["a1"];
+            assert_eq!(lost.client_state, ClientState::Lost);
+            assert_eq!(lost.desired, DesiredState::Stop);
+            assert_eq!(read.allocations.node_usage("n1").reserved.cpu_millis, 0);
+        }
+        // A late report from the node's agent does not bring it back.
+        let (outcomes, _) = apply(
+            &state,
+            4,
+            vec![Command::UpdateAllocations {
+                updates: vec![running],
+                now_ms: 5,
+            }],
+        );
+        assert!(matches!(
+            outcomes[0],
+            Outcome::AllocationsUpdated { applied: 0 }
+        ));
+        assert_eq!(
+            state.read().allocations.by_id["a1"].client_state,
+            ClientState::Lost
+        );
+    }
+
+    #[test]
+    fn re_registering_keeps_the_managers_decisions() {
+        let state = ClusterState::new();
+        apply(
+            &state,
+            1,
+            vec![
+                Command::RegisterNode {
+                    registration: registration("n1"),
+                    now_ms: 1,
+                },
+                Command::SetNodeDrain {
+                    node_id: "n1".into(),
+                    drain: true,
+                },
+            ],
+        );
+        let mut bigger = registration("n1");
+        bigger.resources.cpu_millis = 8000;
+        apply(
+            &state,
+            2,
+            vec![Command::RegisterNode {
+                registration: bigger,
+                now_ms: 2,
+            }],
+        );
+        let read = state.read();
+        let node = &read.nodes.by_id["n1"];
+        assert!(node.drain);
+        assert_eq!(node.resources.cpu_millis, 8000);
+        assert_eq!(node.create_index, 1);
+        assert_eq!(node.modify_index, 2);
     }
 }

@@ -5,9 +5,13 @@
 //! what the API reads; the key/value pairs written alongside it are what survives a
 //! restart and travels in snapshots.
 
+pub mod allocations;
 pub mod command;
+pub mod jobs;
 mod keys;
 pub mod machine;
+pub mod nodes;
+pub mod plan;
 
 pub use command::{Command, Outcome};
-pub use machine::ClusterState;
+pub use machine::{ClusterState, State};

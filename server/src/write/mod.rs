@@ -7,6 +7,7 @@
 
 pub mod forward;
 pub mod group_commit;
+pub mod leader_retry;
 mod submit;
 
 pub use group_commit::{Applied, GroupCommit, ProposeError};

@@ -1,0 +1,137 @@
+//! Jobs in the replicated state: the current spec of each job and its recent versions.
+
+use super::command::Outcome;
+use super::keys;
+use gantry_api::error::codes;
+use gantry_api::job::JobSpec;
+use gantry_api::jobs::{Job, JobVersion};
+use gantry_raft_store::Writes;
+use std::collections::BTreeMap;
+
+/// How many versions of a job are kept for `history` and `revert`.
+pub const VERSIONS_KEPT: usize = 10;
+
+/// The job status shown until the scheduler places the job.
+const STATUS_PENDING: &str = "pending";
+
+#[derive(Default)]
+pub struct Jobs {
+    pub current: BTreeMap<String, Job>,
+    pub versions: BTreeMap<String, BTreeMap<u64, JobVersion>>,
+}
+
+impl Jobs {
+    /// Registers a job, or a new version of it if the spec changed.
+    pub fn register(
+        &mut self,
+        index: u64,
+        spec: JobSpec,
+        submitted_at_ms: u64,
+        writes: &mut Writes,
+    ) -> Outcome {
+        let id = spec.id.clone();
+        let previous = self.current.get(&id);
+        if let Some(job) = previous {
+            if job.spec == spec {
+                return Outcome::JobRegistered {
+                    id,
+                    version: job.version,
+                    changed: false,
+                };
+            }
+        }
+        let version = previous.map_or(1, |job| job.version + 1);
+        let create_index = previous.map_or(index, |job| job.create_index);
+        let job = Job {
+            spec: spec.clone(),
+            version,
+            status: STATUS_PENDING.to_string(),
+            submitted_at_ms,
+            create_index,
+            modify_index: index,
+        };
+        let record = JobVersion {
+            version,
+            spec,
+            submitted_at_ms,
+            index,
+        };
+        writes.put(keys::job(&id), to_json(&job));
+        writes.put(keys::job_version(&id, version), to_json(&record));
+        self.current.insert(id.clone(), job);
+
+        let history = self.versions.entry(id.clone()).or_default();
+        history.insert(version, record);
+        while history.len() > VERSIONS_KEPT {
+            let (oldest, _) = history.pop_first().expect("history is not empty");
+            writes.delete(keys::job_version(&id, oldest));
+        }
+        Outcome::JobRegistered {
+            id,
+            version,
+            changed: true,
+        }
+    }
+
+    pub fn scale(
+        &mut self,
+        index: u64,
+        id: String,
+        replicas: u32,
+        submitted_at_ms: u64,
+        writes: &mut Writes,
+    ) -> Outcome {
+        let Some(job) = self.current.get(&id) else {
+            return not_found(&id);
+        };
+        let mut spec = job.spec.clone();
+        spec.replicas = replicas;
+        self.register(index, spec, submitted_at_ms, writes)
+    }
+
+    pub fn delete(&mut self, id: String, writes: &mut Writes) -> Outcome {
+        if self.current.remove(&id).is_none() {
+            return not_found(&id);
+        }
+        writes.delete(keys::job(&id));
+        for version in self.versions.remove(&id).unwrap_or_default().into_keys() {
+            writes.delete(keys::job_version(&id, version));
+        }
+        Outcome::JobDeleted { id }
+    }
+
+    /// Registers an earlier version's spec as the newest version.
+    pub fn revert(
+        &mut self,
+        index: u64,
+        id: String,
+        version: u64,
+        submitted_at_ms: u64,
+        writes: &mut Writes,
+    ) -> Outcome {
+        if !self.current.contains_key(&id) {
+            return not_found(&id);
+        }
+        let Some(record) = self.versions.get(&id).and_then(|h| h.get(&version)) else {
+            return Outcome::Rejected {
+                code: codes::NOT_FOUND.to_string(),
+                message: format!(
+                    "job `{id}` has no version {version} (only the last {VERSIONS_KEPT} are kept)"
+                ),
+            };
+        };
+        let spec = record.spec.clone();
+        self.register(index, spec, submitted_at_ms, writes)
+    }
+}
+
+pub fn not_found(id: &str) -> Outcome {
+    Outcome::Rejected {
+        code: codes::NOT_FOUND.to_string(),
+        message: format!("no job with id `{id}`"),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("state records always serialise")
+}
