@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod manager;
 pub mod raft;
+pub mod scheduler;
 pub mod state;
 pub mod write;
 
