@@ -5,7 +5,7 @@
 //! (b) From a snapshot: with `--snapshot-every 100`, kill a follower and write
 //!     until the leader has snapshotted and purged its log past the
 //!     follower's last entry, so the only way back is installing the leader's
-//!     snapshot; restart the follower; it ends with the same jobs, and its own
+//!     snapshot (sent in 16 KiB chunks, so a multi-chunk transfer is exercised); restart the follower; it ends with the same jobs, and its own
 //!     `snapshot_index` shows the snapshot it received.
 
 mod support;
@@ -102,6 +102,8 @@ async fn restarted_follower_catches_up_from_a_snapshot() {
         3,
         Options {
             snapshot_every: Some(100),
+            // Far smaller than the snapshot (hundreds of KB), so it travels in many chunks.
+            snapshot_chunk_bytes: Some(16 * 1024),
         },
     )
     .await;

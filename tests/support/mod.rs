@@ -643,6 +643,8 @@ impl Drop for Manager {
 pub struct Options {
     /// `--snapshot-every N` on every manager.
     pub snapshot_every: Option<u64>,
+    /// `--snapshot-chunk-bytes N` on every manager (small values force chunked transfers).
+    pub snapshot_chunk_bytes: Option<u64>,
 }
 
 /// A set of `gantry server` processes on this machine.
@@ -699,6 +701,10 @@ impl Cluster {
         let mut extra = Vec::new();
         if let Some(n) = self.opts.snapshot_every {
             extra.push("--snapshot-every".to_string());
+            extra.push(n.to_string());
+        }
+        if let Some(n) = self.opts.snapshot_chunk_bytes {
+            extra.push("--snapshot-chunk-bytes".to_string());
             extra.push(n.to_string());
         }
         extra

@@ -3,6 +3,7 @@
 
 use super::codec;
 use super::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use super::TypeConfig;
 use crate::manager::Manager;
 use crate::state::Command;
 use crate::write::forward::{PROPOSE_PATH, READ_INDEX_PATH};
@@ -46,8 +47,17 @@ async fn vote(State(manager): State<Arc<Manager>>, body: Bytes) -> Response {
 }
 
 async fn snapshot(State(manager): State<Arc<Manager>>, body: Bytes) -> Response {
-    match codec::decode(&body) {
-        Ok(request) => reply(&manager.raft.install_snapshot(request).await),
+    match codec::decode::<openraft::raft::InstallSnapshotRequest<TypeConfig>>(&body) {
+        Ok(request) => {
+            tracing::debug!(
+                snapshot = %request.meta.snapshot_id,
+                offset = request.offset,
+                bytes = request.data.len(),
+                done = request.done,
+                "snapshot chunk received"
+            );
+            reply(&manager.raft.install_snapshot(request).await)
+        }
         Err(e) => undecodable(e),
     }
 }
