@@ -12,6 +12,8 @@ pub mod headers;
 pub mod job;
 pub mod jobs;
 pub mod node;
+pub mod scheduling;
+pub mod session;
 pub mod status;
 
 pub use allocation::{Allocation, ClientState, DesiredState, Health, PortAssignment};
@@ -28,5 +30,8 @@ pub use jobs::{
 };
 pub use node::{
     DrainRequest, Eligibility, EligibilityRequest, Node, NodeRegistration, NodeStatus, PortRange,
+};
+pub use session::{
+    AllocationReport, Heartbeat, HeartbeatAck, NotLeaderBody, Registered, SessionMessage,
 };
 pub use status::{AddPeerRequest, LeaderRef, Member, MemberProgress, RaftInfo, StatusResponse};

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+pub mod dispatcher;
 pub mod manager;
 pub mod raft;
 pub mod scheduler;

@@ -24,6 +24,8 @@ pub struct Manager {
     pub group_commit: GroupCommit,
     /// Pooled client for manager-to-manager calls (Raft RPC and forwarding).
     pub peer_client: reqwest::Client,
+    /// What the leader's scheduler could not place, and why (leader-local).
+    pub scheduler: crate::scheduler::Shared,
 }
 
 impl Manager {
@@ -83,7 +85,9 @@ pub async fn run(
         raft: raft.clone(),
         state,
         peer_client,
+        scheduler: Default::default(),
     });
+    crate::scheduler::start(manager.clone());
     tracing::info!(id = manager.id, listen = %manager.config.listen, "manager serving");
 
     if !manager.config.initial_cluster.is_empty() {
@@ -92,6 +96,7 @@ pub async fn run(
         tokio::spawn(join_cluster(manager.clone(), join));
     }
 
+    let shutdown = crate::dispatcher::start(&manager, shutdown);
     let app = crate::api::router(manager.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

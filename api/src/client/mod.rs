@@ -9,7 +9,9 @@
 //! `reqwest::Client` (a connection pool) serves every call; `Client` is
 //! cheap to clone and clones share the pool.
 
+mod agent;
 mod error;
+mod scheduling;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,7 +23,9 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use agent::Session;
 pub use error::ClientError;
+pub use scheduling::AllocationFilter;
 
 use crate::headers::INDEX_HEADER;
 use crate::job::JobSpec;

@@ -42,6 +42,37 @@ pub async fn register(
     registered(applied)
 }
 
+/// `POST /v1/jobs/{id}/plan`: a dry run of registering the spec in the body (JSON or
+/// YAML, like `POST /v1/jobs`) against the state as it is now. Changes nothing.
+pub async fn plan(
+    State(manager): State<Arc<Manager>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<gantry_api::scheduling::JobPlan>, ApiError> {
+    let bytes = body::bytes(raw)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let spec = parse_job_spec(&bytes, content_type).map_err(spec_error)?;
+    spec.validate().map_err(spec_error)?;
+    if spec.id != id {
+        let mut error = ApiError::bad_request(format!(
+            "id: the spec's id `{}` is not the job `{id}` of the URL",
+            spec.id
+        ));
+        error.field = Some("id".into());
+        return Err(error);
+    }
+    prepare_read(&manager, &ReadParams::default()).await?;
+    let state = manager.state.read();
+    Ok(Json(crate::scheduler::dry_run::plan(
+        &state,
+        &spec,
+        now_ms(),
+    )))
+}
+
 pub async fn list(
     State(manager): State<Arc<Manager>>,
     Query(params): Query<ReadParams>,

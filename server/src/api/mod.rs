@@ -3,11 +3,13 @@
 //! Every response carries `X-Gantry-Index`, the last log index this manager has applied,
 //! so a client can ask for "anything after index N" next time.
 
+mod allocations;
 mod body;
 mod consistency;
 mod error;
 mod jobs;
 mod leader;
+mod nodes;
 mod peers;
 mod status;
 
@@ -35,6 +37,13 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .route("/v1/jobs/{id}/versions", get(jobs::versions))
         .route("/v1/jobs/{id}/scale", post(jobs::scale))
         .route("/v1/jobs/{id}/revert", post(jobs::revert))
+        .route("/v1/nodes", get(nodes::list))
+        .route("/v1/nodes/{id}", get(nodes::get))
+        .route("/v1/nodes/{id}/drain", post(nodes::drain))
+        .route("/v1/nodes/{id}/eligibility", post(nodes::eligibility))
+        .route("/v1/allocations", get(allocations::list))
+        .route("/v1/allocations/{id}", get(allocations::get))
+        .route("/v1/jobs/{id}/plan", post(jobs::plan))
         .layer(DefaultBodyLimit::max(manager.config.max_body_bytes))
         .route_layer(middleware::from_fn_with_state(
             manager.config.max_body_bytes,
@@ -43,6 +52,7 @@ pub fn router(manager: Arc<Manager>) -> Router {
     Router::new()
         .merge(api)
         .merge(crate::raft::peer_routes::routes())
+        .merge(crate::dispatcher::routes(&manager))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(manager.clone(), stamp_index))

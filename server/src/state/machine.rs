@@ -30,6 +30,8 @@ pub struct State {
 #[derive(Default)]
 pub struct ClusterState {
     state: RwLock<State>,
+    /// What each apply touched, for the leader's scheduler.
+    pub changes: super::changes::Changes,
 }
 
 impl ClusterState {
@@ -204,6 +206,7 @@ impl Application for ClusterState {
             }
         }
         *self.state.write().expect("state lock poisoned") = fresh;
+        self.changes.everything();
         Ok(())
     }
 
@@ -219,7 +222,10 @@ impl Application for ClusterState {
         let mut state = self.state.write().expect("state lock poisoned");
         let outcomes: Vec<Outcome> = commands
             .into_iter()
-            .map(|command| state.apply(index, command, writes))
+            .map(|command| {
+                self.changes.record(&state, &command);
+                state.apply(index, command, writes)
+            })
             .collect();
         encode_outcomes(&outcomes)
     }

@@ -6,6 +6,7 @@
 //! restart and travels in snapshots.
 
 pub mod allocations;
+pub mod changes;
 pub mod command;
 pub mod jobs;
 mod keys;

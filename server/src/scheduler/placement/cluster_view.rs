@@ -269,6 +269,16 @@ impl ClusterView {
         explanation
     }
 
+    /// How one node fares against `ask`: the explanation of an ask pinned to it.
+    pub fn explain_node(&self, ask: &Ask, node_id: &str) -> Explanation {
+        let mut explanation = Explanation::default();
+        if let Some(node) = self.nodes.get(node_id) {
+            explanation.nodes_evaluated = 1;
+            explanation.count(check_node(ask, node));
+        }
+        explanation
+    }
+
     /// Reserves `ask` on the node at `slot` (chosen by a search, so it fits) and says why
     /// there.
     pub(crate) fn commit(&mut self, ask: &Ask, alloc_id: &str, slot: u32) -> Placement {

@@ -1,0 +1,127 @@
+//! One agent's session: a streaming HTTP response of newline-delimited JSON, fed by one
+//! task.
+//!
+//! The task sends the node's complete set, then waits for an applied-index notice (at
+//! most one per 50 ms, see `signals`) and sends what changed (`diff`), or a keepalive
+//! when nothing did for a while. It ends when the agent goes away (the body is dropped),
+//! when this manager stops leading (the agent then finds the new leader), or when the
+//! manager shuts down. Cost per session: one task, one small channel and the map of what
+//! was sent; per notice, O(allocations on the node) under the state's read lock.
+
+use super::diff::Sent;
+use super::Dispatcher;
+use axum::body::{Body, Bytes};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use gantry_api::session::{SessionMessage, KEEPALIVE_INTERVAL_MS, NDJSON};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Messages queued for a slow agent before the task waits for it.
+const BUFFER: usize = 8;
+
+/// Starts the session task and returns the response that streams its messages.
+pub fn open(dispatcher: Arc<Dispatcher>, node_id: String, term: u64) -> Response {
+    let (sender, receiver) = mpsc::channel::<Bytes>(BUFFER);
+    tokio::spawn(run(dispatcher, node_id, term, sender));
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        let line = receiver.recv().await?;
+        Some((Ok::<_, Infallible>(line), receiver))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, NDJSON),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Counts open sessions in the `gantry_agent_sessions` gauge while alive.
+struct Gauge;
+
+impl Gauge {
+    fn new() -> Self {
+        metrics::gauge!("gantry_agent_sessions").increment(1.0);
+        Gauge
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        metrics::gauge!("gantry_agent_sessions").decrement(1.0);
+    }
+}
+
+async fn run(dispatcher: Arc<Dispatcher>, node_id: String, term: u64, out: mpsc::Sender<Bytes>) {
+    let _gauge = Gauge::new();
+    let mut leading = dispatcher.leading.subscribe();
+    let mut closing = dispatcher.closing.subscribe();
+    let mut applied = dispatcher.applied.subscribe();
+    applied.borrow_and_update();
+    let mut sent = Sent::default();
+
+    // The index is read before the state, so the state is at least that new.
+    let index = dispatcher.manager.applied_index();
+    let allocations = {
+        let state = dispatcher.manager.state.read();
+        sent.complete(state.allocations.on_node(&node_id))
+    };
+    tracing::debug!(node = %node_id, index, count = allocations.len(), "session opened");
+    if !send(&out, &SessionMessage::Complete { index, allocations }).await {
+        return;
+    }
+
+    let period = Duration::from_millis(KEEPALIVE_INTERVAL_MS);
+    let mut keepalive = tokio::time::interval_at(Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            changed = applied.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let index = *applied.borrow_and_update();
+                let changes = {
+                    let state = dispatcher.manager.state.read();
+                    sent.changes(state.allocations.on_node(&node_id))
+                };
+                if let Some(changes) = changes {
+                    let message = SessionMessage::Increment {
+                        index,
+                        upserts: changes.upserts,
+                        removals: changes.removals,
+                    };
+                    if !send(&out, &message).await {
+                        return;
+                    }
+                    keepalive.reset();
+                }
+            }
+            _ = keepalive.tick() => {
+                if !send(&out, &SessionMessage::Keepalive).await {
+                    return;
+                }
+            }
+            _ = super::signals::until(&mut leading, |now| *now != Some(term)) => {
+                tracing::debug!(node = %node_id, "session ended: no longer leading");
+                return;
+            }
+            _ = super::signals::until(&mut closing, |c| *c) => return,
+            _ = out.closed() => {
+                tracing::debug!(node = %node_id, "session closed by the agent");
+                return;
+            }
+        }
+    }
+}
+
+/// Writes one line; false once the agent is gone.
+async fn send(out: &mpsc::Sender<Bytes>, message: &SessionMessage) -> bool {
+    let mut line = serde_json::to_vec(message).expect("session messages serialise");
+    line.push(b'\n');
+    out.send(Bytes::from(line)).await.is_ok()
+}

@@ -1,0 +1,444 @@
+//! Reconcile: one job's desired instances against what the state says runs, as a plan.
+//!
+//! Pure and synchronous like placement: the job (or its absence), its allocations, the
+//! nodes and a [`ClusterView`] go in; stops, placements and the slots that fit nowhere
+//! (with why) come out. The view is updated as it goes (placements reserved, stops
+//! released) so the next job of the same round sees the room this one took. Time and
+//! randomness (allocation ids) are parameters, so a test replays exactly what the leader
+//! would do.
+//!
+//! The rules, by job type:
+//!
+//! - **service** keeps slots `0..replicas` each with one live allocation (desired `run`,
+//!   not terminal): a missing slot is placed, a lost one replaced at once, a failed one
+//!   replaced after a backoff derived from the slot's recent failures (so a crash loop
+//!   does not hot-loop, and a new leader keeps the same pace); slots `>= replicas` are
+//!   stopped, from the fullest nodes first;
+//! - **batch** is a service whose `complete` slots are done and never placed again;
+//! - **global** runs one allocation on every schedulable node that passes the job's
+//!   drivers and constraints, and stops those on nodes that left that set (gone,
+//!   ineligible, draining, no longer matching);
+//! - a **deleted** job has every live allocation stopped;
+//! - **drain**: an allocation on a draining node gets a replacement elsewhere
+//!   (`replaces` names it, so the applier lets both hold the slot); the old one is stopped
+//!   once the replacement is `running`, `max_parallel` slots at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gantry_api::{
+    Allocation, ClientState, Constraint, ConstraintOperator, DesiredState, Health, JobSpec,
+    JobType, Node, PortAssignment,
+};
+use rand::RngCore;
+use serde::Serialize;
+
+use super::placement::{Ask, ClusterView, CompiledConstraint, Explanation, Placement};
+use crate::state::plan::{AllocationStop, PlannedAllocation};
+
+/// The first wait before a failed slot is placed again; doubled per recent failure.
+pub const BACKOFF_BASE_MS: u64 = 1_000;
+/// The longest wait between replacements of a failing slot.
+pub const BACKOFF_MAX_MS: u64 = 60_000;
+/// Failures older than this no longer lengthen the backoff.
+pub const FAILURE_WINDOW_MS: u64 = 10 * 60_000;
+
+/// One job as the reconciler sees it.
+pub struct JobInput<'a> {
+    pub job_id: &'a str,
+    /// The current spec and version; `None` once the job is deleted.
+    pub job: Option<(&'a JobSpec, u64)>,
+    /// Every allocation of the job the state holds, live or not.
+    pub allocations: &'a [Allocation],
+}
+
+/// What reconciling one job decided.
+#[derive(Debug, Default, Clone)]
+pub struct Reconciled {
+    pub stops: Vec<AllocationStop>,
+    pub placements: Vec<PlannedAllocation>,
+    pub unplaced: Vec<UnplacedSlot>,
+    /// A failed slot waits for its backoff until then: evaluate the job again at that time.
+    pub retry_at_ms: Option<u64>,
+}
+
+impl Reconciled {
+    pub fn is_empty(&self) -> bool {
+        self.stops.is_empty() && self.placements.is_empty()
+    }
+}
+
+/// A slot no node could take, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnplacedSlot {
+    pub slot: Option<u32>,
+    /// The node a global job's instance was meant for.
+    pub node_id: Option<String>,
+    /// The allocation that was to be migrated off a draining node.
+    pub replaces: Option<String>,
+    pub message: String,
+    pub explanation: Option<Explanation>,
+}
+
+/// Does it hold (or is it about to hold) its slot?
+pub fn is_live(a: &Allocation) -> bool {
+    a.desired == DesiredState::Run && !a.client_state.is_terminal()
+}
+
+/// Reconciles one job; see the module comment for the rules.
+pub fn reconcile(
+    input: &JobInput<'_>,
+    nodes: &BTreeMap<String, Node>,
+    view: &mut ClusterView,
+    now_ms: u64,
+    rng: &mut impl RngCore,
+) -> Reconciled {
+    let mut out = Reconciled::default();
+    let Some((spec, version)) = input.job else {
+        for a in input.allocations.iter().filter(|a| is_live(a)) {
+            stop(&mut out, view, a, "job deleted");
+        }
+        return out;
+    };
+    let mut r = Run {
+        spec,
+        version,
+        nodes,
+        view,
+        now_ms,
+        rng,
+        out,
+    };
+    match spec.kind {
+        JobType::Global => r.global(input.allocations),
+        JobType::Service | JobType::Batch => r.counted(input.allocations),
+    }
+    r.out
+}
+
+struct Run<'a, R> {
+    spec: &'a JobSpec,
+    version: u64,
+    nodes: &'a BTreeMap<String, Node>,
+    view: &'a mut ClusterView,
+    now_ms: u64,
+    rng: &'a mut R,
+    out: Reconciled,
+}
+
+impl<R: RngCore> Run<'_, R> {
+    /// Service and batch: slots `0..replicas`.
+    fn counted(&mut self, allocations: &[Allocation]) {
+        let replicas = self.spec.replicas;
+        let mut live: BTreeMap<u32, Vec<&Allocation>> = BTreeMap::new();
+        for a in allocations.iter().filter(|a| is_live(a)) {
+            if self.nodes.contains_key(&a.node_id) {
+                live.entry(a.slot).or_default().push(a);
+            } else {
+                stop(&mut self.out, self.view, a, "its node is gone");
+            }
+        }
+
+        // Scale down: whole slots past `replicas`, fullest nodes first.
+        let mut excess: Vec<&Allocation> = live
+            .range(replicas..)
+            .flat_map(|(_, allocs)| allocs.iter().copied())
+            .collect();
+        excess.sort_by(|a, b| {
+            fullness(self.view, &b.node_id)
+                .total_cmp(&fullness(self.view, &a.node_id))
+                .then(a.slot.cmp(&b.slot))
+        });
+        for a in excess {
+            stop(&mut self.out, self.view, a, "scaled down");
+        }
+
+        let mut missing = Vec::new();
+        let mut to_migrate = Vec::new();
+        let mut migrating = 0u32;
+        for slot in 0..replicas {
+            let holders = live.get(&slot).map(Vec::as_slice).unwrap_or_default();
+            match holders {
+                [] => {
+                    if self.may_place(allocations, |a| a.slot == slot) {
+                        missing.push(slot);
+                    }
+                }
+                [only] => {
+                    if self.draining(&only.node_id) {
+                        to_migrate.push(*only);
+                    }
+                }
+                several => {
+                    if !self.finish_migration(several) {
+                        migrating += 1;
+                    }
+                }
+            }
+        }
+
+        let Some(ask) = self.ask() else { return };
+        let mut failed: Option<Explanation> = None;
+        for slot in missing {
+            if let Some(why) = &failed {
+                self.unplaced(Some(slot), None, None, why.clone());
+                continue;
+            }
+            if let Err(why) = self.place(&ask, slot, None) {
+                self.unplaced(Some(slot), None, None, why.clone());
+                failed = Some(why);
+            }
+        }
+
+        let max_parallel = self.spec.update.map_or(1, |u| u.max_parallel.max(1));
+        let room = max_parallel.saturating_sub(migrating) as usize;
+        for old in to_migrate.into_iter().take(room) {
+            if let Err(why) = self.place(&ask, old.slot, Some(old.id.clone())) {
+                self.unplaced(Some(old.slot), None, Some(old.id.clone()), why);
+            }
+        }
+    }
+
+    /// Global: one per schedulable node that admits the job.
+    fn global(&mut self, allocations: &[Allocation]) {
+        let Some(ask) = self.ask() else { return };
+        let targets: BTreeSet<&str> = self
+            .nodes
+            .values()
+            .filter(|n| n.schedulable() && admits(&ask, n))
+            .map(|n| n.id.as_str())
+            .collect();
+        let mut held: BTreeSet<&str> = BTreeSet::new();
+        let mut used_slots: BTreeSet<u32> = BTreeSet::new();
+        let mut live: Vec<&Allocation> = allocations.iter().filter(|a| is_live(a)).collect();
+        live.sort_by_key(|a| (a.create_index, a.slot));
+        for a in live {
+            if !targets.contains(a.node_id.as_str()) {
+                stop(&mut self.out, self.view, a, "node no longer takes this job");
+            } else if !held.insert(&a.node_id) || !used_slots.insert(a.slot) {
+                stop(
+                    &mut self.out,
+                    self.view,
+                    a,
+                    "duplicate instance on the node",
+                );
+            }
+        }
+        let mut next_slot = 0u32;
+        for node_id in targets.difference(&held) {
+            if !self.may_place(allocations, |a| a.node_id == *node_id) {
+                continue;
+            }
+            while used_slots.contains(&next_slot) {
+                next_slot += 1;
+            }
+            used_slots.insert(next_slot);
+            let mut pinned = ask.clone();
+            pinned.distinct_nodes = false;
+            let pin = CompiledConstraint::new(&Constraint {
+                attribute: "node.id".into(),
+                operator: ConstraintOperator::Equal,
+                value: (*node_id).to_string(),
+            })
+            .expect("an equality constraint always compiles");
+            pinned.constraints.insert(0, pin);
+            let alloc_id = self.alloc_id(next_slot);
+            match self.view.try_place(&pinned, &alloc_id) {
+                Some(p) => self.push(&ask, alloc_id, next_slot, p, None),
+                None => {
+                    let why = self.view.explain_node(&pinned, node_id);
+                    self.unplaced(Some(next_slot), Some(node_id.to_string()), None, why);
+                }
+            }
+        }
+    }
+
+    /// Two or more live allocations hold one slot: a migration. Once the newest one off a
+    /// draining node runs, the others are stopped. True when the migration is over.
+    fn finish_migration(&mut self, holders: &[&Allocation]) -> bool {
+        let newest = holders
+            .iter()
+            .filter(|a| !self.draining(&a.node_id))
+            .max_by_key(|a| a.create_index);
+        let Some(newest) = newest.filter(|a| a.client_state == ClientState::Running) else {
+            return false;
+        };
+        let reason = format!("replaced by {}", newest.id);
+        for a in holders.iter().filter(|a| a.id != newest.id) {
+            stop(&mut self.out, self.view, a, &reason);
+        }
+        true
+    }
+
+    /// May a slot with no live allocation be placed now? No when a batch slot completed;
+    /// not yet when it failed recently (backoff; `retry_at_ms` says when).
+    fn may_place(
+        &mut self,
+        allocations: &[Allocation],
+        of_slot: impl Fn(&Allocation) -> bool,
+    ) -> bool {
+        let history = allocations.iter().filter(|a| of_slot(a));
+        let mut failures = 0u32;
+        let mut last_failure = 0u64;
+        for a in history {
+            match a.client_state {
+                ClientState::Complete if self.spec.kind == JobType::Batch => return false,
+                ClientState::Failed if a.modified_at_ms + FAILURE_WINDOW_MS > self.now_ms => {
+                    failures += 1;
+                    last_failure = last_failure.max(a.modified_at_ms);
+                }
+                _ => {}
+            }
+        }
+        if failures == 0 {
+            return true;
+        }
+        let due = last_failure.saturating_add(backoff_ms(failures));
+        if self.now_ms >= due {
+            return true;
+        }
+        self.out.retry_at_ms = Some(self.out.retry_at_ms.map_or(due, |t| t.min(due)));
+        false
+    }
+
+    fn draining(&self, node_id: &str) -> bool {
+        self.nodes.get(node_id).is_some_and(|n| n.drain)
+    }
+
+    /// The job's ask; a spec placement cannot use (e.g. overflowing resources) leaves
+    /// every slot unplaced with the reason.
+    fn ask(&mut self) -> Option<Ask> {
+        match Ask::from_job(self.spec) {
+            Ok(ask) => Some(ask),
+            Err(e) => {
+                self.out.unplaced.push(UnplacedSlot {
+                    slot: None,
+                    node_id: None,
+                    replaces: None,
+                    message: format!("the job cannot be placed: {e}"),
+                    explanation: None,
+                });
+                None
+            }
+        }
+    }
+
+    fn place(&mut self, ask: &Ask, slot: u32, replaces: Option<String>) -> Result<(), Explanation> {
+        let alloc_id = self.alloc_id(slot);
+        match self.view.try_place(ask, &alloc_id) {
+            Some(p) => {
+                self.push(ask, alloc_id, slot, p, replaces);
+                Ok(())
+            }
+            None => Err(self.view.explain(ask)),
+        }
+    }
+
+    fn push(&mut self, ask: &Ask, id: String, slot: u32, p: Placement, replaces: Option<String>) {
+        let allocation = Allocation {
+            id,
+            job_id: self.spec.id.clone(),
+            job_version: self.version,
+            slot,
+            node_id: p.node_id,
+            resources: ask.resources,
+            ports: assign_ports(self.spec, &p.host_ports),
+            desired: DesiredState::Run,
+            client_state: ClientState::Pending,
+            health: Health::Unknown,
+            restart_count: 0,
+            message: String::new(),
+            placement_reason: p.reason,
+            created_at_ms: self.now_ms,
+            modified_at_ms: self.now_ms,
+            create_index: 0,
+            modify_index: 0,
+        };
+        self.out.placements.push(PlannedAllocation {
+            allocation,
+            replaces,
+        });
+    }
+
+    fn unplaced(
+        &mut self,
+        slot: Option<u32>,
+        node_id: Option<String>,
+        replaces: Option<String>,
+        why: Explanation,
+    ) {
+        self.out.unplaced.push(UnplacedSlot {
+            slot,
+            node_id,
+            replaces,
+            message: why.to_string(),
+            explanation: Some(why),
+        });
+    }
+
+    /// `{job}-{slot}-{8 hex digits}`: unique, and readable in logs.
+    fn alloc_id(&mut self, slot: u32) -> String {
+        format!("{}-{slot}-{:08x}", self.spec.id, self.rng.next_u32())
+    }
+}
+
+fn stop(out: &mut Reconciled, view: &mut ClusterView, a: &Allocation, reason: &str) {
+    view.release(&a.node_id, &a.id);
+    out.stops.push(AllocationStop {
+        id: a.id.clone(),
+        reason: reason.to_string(),
+    });
+}
+
+/// Wait after `failures` recent failures of a slot: 1 s, 2 s, 4 s ... up to a minute.
+pub fn backoff_ms(failures: u32) -> u64 {
+    let doublings = failures.saturating_sub(1).min(16);
+    (BACKOFF_BASE_MS << doublings).min(BACKOFF_MAX_MS)
+}
+
+/// The node's fill on its dominant resource, 0.0..=1.0 (and above when over-committed).
+fn fullness(view: &ClusterView, node_id: &str) -> f64 {
+    let Some((reserved, capacity)) = view.node_usage(node_id) else {
+        return 0.0;
+    };
+    let ratio = |used: u64, total: u64| {
+        if total == 0 {
+            1.0
+        } else {
+            used as f64 / total as f64
+        }
+    };
+    ratio(reserved.cpu_millis, capacity.cpu_millis)
+        .max(ratio(reserved.memory_mb, capacity.memory_mb))
+}
+
+/// Do the node's drivers and attributes admit the job (resources aside)?
+fn admits(ask: &Ask, node: &Node) -> bool {
+    let info = super::placement::NodeInfo::from(node);
+    ask.drivers.iter().all(|d| info.drivers.contains(d))
+        && ask.constraints.iter().all(|c| c.admits(&info))
+}
+
+/// Host ports in the order placement picks them (the tasks' static ports, then the
+/// dynamic ones), matched back to the named ports of the tasks.
+pub fn assign_ports(spec: &JobSpec, host_ports: &[u16]) -> Vec<PortAssignment> {
+    let statics = spec
+        .tasks
+        .iter()
+        .flat_map(|t| t.ports.iter().map(move |p| (t, p)))
+        .filter(|(_, p)| p.host_port.is_some());
+    let dynamics = spec
+        .tasks
+        .iter()
+        .flat_map(|t| t.ports.iter().map(move |p| (t, p)))
+        .filter(|(_, p)| p.host_port.is_none());
+    statics
+        .chain(dynamics)
+        .zip(host_ports)
+        .map(|((task, port), &host_port)| PortAssignment {
+            task: task.name.clone(),
+            name: port.name.clone(),
+            host_port,
+            container_port: port.container_port,
+        })
+        .collect()
+}

@@ -1,0 +1,391 @@
+//! The leader's scheduling loop: evaluations in, one plan per round out.
+//!
+//! Runs on every manager but works only while it leads. On taking the lead it loads the
+//! whole state into a [`ClusterView`] and evaluates every job; after that it follows the
+//! ids each applied command touched (`state::changes`): a touched job is re-evaluated, a
+//! touched node is refreshed in the view and the jobs on it (plus every global job, and
+//! every job with slots that fit nowhere) are re-evaluated. Evaluations of one job
+//! coalesce: a job is in the dirty set once however often it changed.
+//!
+//! A round reconciles the dirty jobs (highest priority first, up to a cap of placements)
+//! into ONE plan and commits it through Raft; while it commits, new changes pile up for
+//! the next round. The plan's jobs come back as touched, so the next round checks them
+//! against what was applied: a rejected placement is simply placed again (after a short,
+//! growing delay so a disagreement between view and applier cannot spin). Failed slots
+//! wait for their backoff on a timer. Nothing is replicated here: a new leader rebuilds
+//! it all from the state.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use gantry_api::jobs::Job;
+use gantry_api::{Allocation, JobType, Node};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::placement::{ClusterView, NodeInfo};
+use super::reconcile::{reconcile, JobInput, UnplacedSlot};
+use super::view;
+use crate::manager::Manager;
+use crate::state::plan::Plan;
+use crate::state::{Command, Outcome};
+
+/// Rounds start at most this often: changes arriving meanwhile join the next plan.
+const MIN_ROUND_INTERVAL: Duration = Duration::from_millis(5);
+/// One plan holds at most this many placements (a log entry stays well under a MB).
+const MAX_PLACEMENTS_PER_ROUND: usize = 1_000;
+/// After a failed commit (no quorum, lost the lead), wait this long.
+const COMMIT_RETRY: Duration = Duration::from_millis(200);
+/// First delay before a job whose placements were rejected is evaluated again.
+const REJECTED_DELAY_MS: u64 = 20;
+
+/// What the scheduler shares with the API: the slots it could not place, by job.
+/// Leader-local (a follower's copy is empty), rebuilt by each new leader.
+#[derive(Default, Clone)]
+pub struct Shared {
+    unplaced: Arc<Mutex<BTreeMap<String, Vec<UnplacedSlot>>>>,
+}
+
+impl Shared {
+    pub fn unplaced(&self, job_id: &str) -> Vec<UnplacedSlot> {
+        self.lock().get(job_id).cloned().unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<UnplacedSlot>>> {
+        self.unplaced.lock().expect("scheduler lock poisoned")
+    }
+}
+
+/// Starts the loop; it runs until the Raft node shuts down.
+pub fn start(manager: Arc<Manager>) {
+    tokio::spawn(run(manager));
+}
+
+async fn run(manager: Arc<Manager>) {
+    let mut metrics = manager.raft.metrics();
+    loop {
+        let term = {
+            let m = metrics.borrow_and_update();
+            m.state.is_leader().then_some(m.current_term)
+        };
+        match term {
+            Some(term) => {
+                tracing::info!(term, "scheduler: leading, loading the state");
+                Worker::new(&manager).lead(term).await;
+                manager.scheduler.lock().clear();
+                tracing::info!(term, "scheduler: no longer leading");
+            }
+            None => {
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+struct Worker<'a> {
+    manager: &'a Manager,
+    view: ClusterView,
+    nodes: BTreeMap<String, Node>,
+    /// Allocation ids this worker loaded into the view, by job.
+    held: HashMap<String, BTreeSet<String>>,
+    dirty: BTreeSet<String>,
+    globals: BTreeSet<String>,
+    /// Jobs with slots that fit nowhere: evaluated again when room may have appeared.
+    blocked: BTreeSet<String>,
+    /// Jobs to evaluate at a time (failure backoff, rejected placements).
+    timers: BTreeMap<String, u64>,
+    rejections: HashMap<String, u32>,
+    rng: StdRng,
+}
+
+impl<'a> Worker<'a> {
+    fn new(manager: &'a Manager) -> Self {
+        Worker {
+            manager,
+            view: ClusterView::default(),
+            nodes: BTreeMap::new(),
+            held: HashMap::new(),
+            dirty: BTreeSet::new(),
+            globals: BTreeSet::new(),
+            blocked: BTreeSet::new(),
+            timers: BTreeMap::new(),
+            rejections: HashMap::new(),
+            rng: StdRng::from_os_rng(),
+        }
+    }
+
+    async fn lead(mut self, term: u64) {
+        let mut metrics = self.manager.raft.metrics();
+        let changes = &self.manager.state.changes;
+        changes.take();
+        self.load_everything();
+        let mut last_round = Instant::now() - MIN_ROUND_INTERVAL;
+        loop {
+            {
+                let m = metrics.borrow_and_update();
+                if !m.state.is_leader() || m.current_term != term {
+                    return;
+                }
+            }
+            let touched = changes.take();
+            if touched.all {
+                self.load_everything();
+            } else {
+                self.follow(&touched.nodes);
+                self.dirty.extend(touched.jobs);
+            }
+            let now = now_ms();
+            // Jobs whose placements were just rejected wait for their delay.
+            let waiting: Vec<String> = self
+                .dirty
+                .iter()
+                .filter(|job| {
+                    self.rejections.contains_key(*job)
+                        && self.timers.get(*job).is_some_and(|&at| at > now)
+                })
+                .cloned()
+                .collect();
+            for job in waiting {
+                self.dirty.remove(&job);
+            }
+            let due: Vec<String> = self
+                .timers
+                .iter()
+                .filter(|(_, &at)| at <= now)
+                .map(|(job, _)| job.clone())
+                .collect();
+            for job in due {
+                self.timers.remove(&job);
+                self.dirty.insert(job);
+            }
+
+            if self.dirty.is_empty() {
+                let next_timer = self.timers.values().min().copied();
+                let sleep = next_timer.map_or(Duration::from_secs(3600), |at| {
+                    Duration::from_millis(at.saturating_sub(now))
+                });
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    _ = tokio::time::sleep(sleep) => {}
+                    _ = metrics.changed() => {}
+                }
+                continue;
+            }
+            let since = last_round.elapsed();
+            if since < MIN_ROUND_INTERVAL {
+                tokio::time::sleep(MIN_ROUND_INTERVAL - since).await;
+            }
+            last_round = Instant::now();
+            self.round(now_ms()).await;
+        }
+    }
+
+    /// Rebuilds the view from the whole state and marks every job dirty.
+    fn load_everything(&mut self) {
+        let state = self.manager.state.read();
+        self.view = view::build(&state);
+        self.nodes = state.nodes.by_id.clone();
+        self.held.clear();
+        for a in state.allocations.by_id.values() {
+            if self.view.node_of(&a.id).is_some() {
+                self.held
+                    .entry(a.job_id.clone())
+                    .or_default()
+                    .insert(a.id.clone());
+            }
+            if a.reserves_resources() {
+                self.dirty.insert(a.job_id.clone());
+            }
+        }
+        self.dirty.extend(state.jobs.current.keys().cloned());
+        self.globals = state
+            .jobs
+            .current
+            .values()
+            .filter(|j| j.spec.kind == JobType::Global)
+            .map(|j| j.spec.id.clone())
+            .collect();
+    }
+
+    /// Refreshes touched nodes in the view; their jobs, the global jobs and the blocked
+    /// ones need a look.
+    fn follow(&mut self, touched: &BTreeSet<String>) {
+        if touched.is_empty() {
+            return;
+        }
+        let state = self.manager.state.read();
+        for id in touched {
+            match state.nodes.by_id.get(id) {
+                Some(node) => {
+                    self.view.upsert_node(NodeInfo::from(node));
+                    self.nodes.insert(id.clone(), node.clone());
+                }
+                None => {
+                    self.view.remove_node(id);
+                    self.nodes.remove(id);
+                }
+            }
+            self.dirty
+                .extend(state.allocations.on_node(id).map(|a| a.job_id.clone()));
+        }
+        self.dirty.extend(self.globals.iter().cloned());
+        self.dirty.append(&mut self.blocked);
+    }
+
+    async fn round(&mut self, now_ms: u64) {
+        // What the dirty jobs are now, read under the lock, highest priority first.
+        let mut jobs: Vec<(String, Option<Job>, Vec<Allocation>)> = {
+            let state = self.manager.state.read();
+            std::mem::take(&mut self.dirty)
+                .into_iter()
+                .map(|id| {
+                    let job = state.jobs.current.get(&id).cloned();
+                    let allocations = state.allocations.of_job(&id).cloned().collect();
+                    (id, job, allocations)
+                })
+                .collect()
+        };
+        jobs.sort_by_key(|(_, job, _)| {
+            std::cmp::Reverse(job.as_ref().map_or(0, |j| j.spec.priority))
+        });
+
+        let mut plan = Plan::default();
+        let mut planned_jobs = Vec::new();
+        let mut freed = false;
+        let mut iter = jobs.into_iter();
+        for (id, job, allocations) in iter.by_ref() {
+            freed |= self.sync(&id, job.as_ref(), &allocations);
+            match &job {
+                Some(j) if j.spec.kind == JobType::Global => self.globals.insert(id.clone()),
+                _ => self.globals.remove(&id),
+            };
+            let input = JobInput {
+                job_id: &id,
+                job: job.as_ref().map(|j| (&j.spec, j.version)),
+                allocations: &allocations,
+            };
+            let out = reconcile(&input, &self.nodes, &mut self.view, now_ms, &mut self.rng);
+            if let Some(at) = out.retry_at_ms {
+                self.timers.insert(id.clone(), at);
+            }
+            {
+                let mut unplaced = self.manager.scheduler.lock();
+                if out.unplaced.is_empty() {
+                    self.blocked.remove(&id);
+                    unplaced.remove(&id);
+                } else {
+                    self.blocked.insert(id.clone());
+                    unplaced.insert(id.clone(), out.unplaced);
+                }
+            }
+            if out.stops.is_empty() && out.placements.is_empty() {
+                continue;
+            }
+            freed |= !out.stops.is_empty();
+            let held = self.held.entry(id.clone()).or_default();
+            held.extend(out.placements.iter().map(|p| p.allocation.id.clone()));
+            plan.stops.extend(out.stops);
+            plan.placements.extend(out.placements);
+            planned_jobs.push(id);
+            if plan.placements.len() >= MAX_PLACEMENTS_PER_ROUND {
+                break;
+            }
+        }
+        // Left for the next round.
+        self.dirty.extend(iter.map(|(id, _, _)| id));
+        if freed {
+            self.dirty.append(&mut self.blocked);
+        }
+        if plan.stops.is_empty() && plan.placements.is_empty() {
+            return;
+        }
+        self.commit(plan, planned_jobs, now_ms).await;
+    }
+
+    /// Brings the view's reservations of one job in line with the state. True when some
+    /// were released (room for blocked jobs).
+    fn sync(&mut self, job_id: &str, job: Option<&Job>, allocations: &[Allocation]) -> bool {
+        let priority = job.map_or(0, |j| j.spec.priority);
+        let live: BTreeSet<&str> = allocations
+            .iter()
+            .filter(|a| a.reserves_resources())
+            .map(|a| a.id.as_str())
+            .collect();
+        let mut released = false;
+        let held = self.held.remove(job_id).unwrap_or_default();
+        for id in held.iter().filter(|id| !live.contains(id.as_str())) {
+            if let Some(node) = self.view.node_of(id).map(str::to_string) {
+                released |= self.view.release(&node, id).is_some();
+            }
+        }
+        let mut now_held = BTreeSet::new();
+        for a in allocations.iter().filter(|a| a.reserves_resources()) {
+            view::restore(&mut self.view, a, priority);
+            if self.view.node_of(&a.id).is_some() {
+                now_held.insert(a.id.clone());
+            }
+        }
+        if !now_held.is_empty() {
+            self.held.insert(job_id.to_string(), now_held);
+        }
+        released
+    }
+
+    async fn commit(&mut self, plan: Plan, jobs: Vec<String>, now_ms: u64) {
+        let placements = plan.placements.len();
+        let stops = plan.stops.len();
+        let by_alloc: HashMap<String, String> = plan
+            .placements
+            .iter()
+            .map(|p| (p.allocation.id.clone(), p.allocation.job_id.clone()))
+            .collect();
+        let command = Command::ApplyPlan { plan, now_ms };
+        match self.manager.group_commit.propose(&command).await {
+            Ok(applied) => match applied.outcome {
+                Outcome::PlanApplied { result } => {
+                    tracing::debug!(
+                        index = applied.index,
+                        placed = result.placed.len(),
+                        stopped = result.stopped.len(),
+                        rejected = result.rejected.len(),
+                        "scheduler: plan applied"
+                    );
+                    let rejected: BTreeSet<&String> = result
+                        .rejected
+                        .iter()
+                        .filter_map(|r| by_alloc.get(&r.alloc_id))
+                        .collect();
+                    for r in &result.rejected {
+                        tracing::info!(alloc = %r.alloc_id, reason = %r.reason, "scheduler: placement rejected");
+                    }
+                    for job in &jobs {
+                        if rejected.contains(job) {
+                            let n = self.rejections.entry(job.clone()).or_default();
+                            *n = (*n + 1).min(8);
+                            let delay = REJECTED_DELAY_MS << *n;
+                            self.timers.insert(job.clone(), now_ms + delay);
+                        } else {
+                            self.rejections.remove(job);
+                        }
+                    }
+                }
+                other => tracing::error!(?other, "scheduler: unexpected answer to a plan"),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, placements, stops, "scheduler: plan not committed; retrying");
+                // The view holds placements that may not exist: reload it all.
+                tokio::time::sleep(COMMIT_RETRY).await;
+                self.load_everything();
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
