@@ -53,6 +53,9 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
     /// Largest accepted API request body.
     pub max_body_bytes: usize,
+    /// How the scheduler ranks feasible nodes: bin-packing (fill the fullest node that
+    /// fits) or spread (least loaded first).
+    pub scheduler_algorithm: crate::scheduler::placement::Algorithm,
 }
 
 impl ServerConfig {
@@ -69,6 +72,7 @@ impl ServerConfig {
             timing: RaftTiming::default(),
             write_timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
+            scheduler_algorithm: Default::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 
 use clap::Args;
 use gantry_server::config::{parse_initial_cluster, RaftTiming};
+use gantry_server::scheduler::placement::Algorithm;
 use gantry_server::ServerConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,9 +61,29 @@ pub struct ServerArgs {
     #[arg(long, env = "GANTRY_WRITE_TIMEOUT", default_value = "5s", value_parser = humantime_duration)]
     pub write_timeout: Duration,
 
+    /// How the scheduler ranks the nodes an allocation fits on: `bin-pack` fills the
+    /// fullest node that fits (fewest nodes used), `spread` the least loaded one.
+    #[arg(long, env = "GANTRY_SCHEDULER_ALGORITHM", value_enum, default_value_t = SchedulerAlgorithm::BinPack)]
+    pub scheduler_algorithm: SchedulerAlgorithm,
+
     /// Largest accepted API request body, in bytes (larger ones get `413`).
     #[arg(long, env = "GANTRY_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SchedulerAlgorithm {
+    BinPack,
+    Spread,
+}
+
+impl From<SchedulerAlgorithm> for Algorithm {
+    fn from(choice: SchedulerAlgorithm) -> Self {
+        match choice {
+            SchedulerAlgorithm::BinPack => Algorithm::BinPack,
+            SchedulerAlgorithm::Spread => Algorithm::Spread,
+        }
+    }
 }
 
 pub fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -102,6 +123,7 @@ impl ServerArgs {
         };
         config.write_timeout = self.write_timeout;
         config.max_body_bytes = self.max_body_bytes;
+        config.scheduler_algorithm = self.scheduler_algorithm.into();
         Ok(config)
     }
 }

@@ -70,6 +70,7 @@ pub async fn plan(
         &state,
         &spec,
         now_ms(),
+        manager.config.scheduler_algorithm,
     )))
 }
 

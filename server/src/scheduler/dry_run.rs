@@ -6,19 +6,20 @@ use gantry_api::scheduling::{
 };
 use gantry_api::{Allocation, JobSpec};
 
+use super::placement::Algorithm;
 use super::placement::Explanation;
 use super::reconcile::{reconcile, JobInput};
 use super::view;
 use crate::state::State;
 
 /// What registering `spec` now would place, stop, and fail to place.
-pub fn plan(state: &State, spec: &JobSpec, now_ms: u64) -> JobPlan {
+pub fn plan(state: &State, spec: &JobSpec, now_ms: u64, algorithm: Algorithm) -> JobPlan {
     let version = match state.jobs.current.get(&spec.id) {
         Some(job) if job.spec == *spec => job.version,
         Some(job) => job.version + 1,
         None => 1,
     };
-    let mut view = view::build(state);
+    let mut view = view::build(state, algorithm);
     let allocations: Vec<Allocation> = state.allocations.of_job(&spec.id).cloned().collect();
     let input = JobInput {
         job_id: &spec.id,

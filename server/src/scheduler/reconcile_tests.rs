@@ -104,7 +104,7 @@ impl Sim {
     fn round(&mut self) -> (Plan, PlanResult) {
         let (plan, unplaced, retry_at) = {
             let state = self.state.read();
-            let mut v = view::build(&state);
+            let mut v = view::build(&state, Default::default());
             let ids: BTreeSet<String> = state
                 .jobs
                 .current

@@ -3,13 +3,13 @@
 //! The worker does it once per leadership (then keeps the view current by job and by
 //! node); the dry-run route does it per request on a throwaway copy.
 
-use super::placement::{ClusterView, NodeInfo, Reservation};
+use super::placement::{Algorithm, ClusterView, NodeInfo, Reservation};
 use crate::state::State;
 use gantry_api::Allocation;
 
 /// Every node, and every allocation that holds resources on one.
-pub fn build(state: &State) -> ClusterView {
-    let mut view = ClusterView::default();
+pub fn build(state: &State, algorithm: Algorithm) -> ClusterView {
+    let mut view = ClusterView::new(algorithm);
     for node in state.nodes.by_id.values() {
         view.upsert_node(NodeInfo::from(node));
     }

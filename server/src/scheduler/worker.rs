@@ -186,7 +186,7 @@ impl<'a> Worker<'a> {
     /// Rebuilds the view from the whole state and marks every job dirty.
     fn load_everything(&mut self) {
         let state = self.manager.state.read();
-        self.view = view::build(&state);
+        self.view = view::build(&state, self.manager.config.scheduler_algorithm);
         self.nodes = state.nodes.by_id.clone();
         self.held.clear();
         for a in state.allocations.by_id.values() {
