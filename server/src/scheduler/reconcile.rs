@@ -21,7 +21,14 @@
 //! - a **deleted** job has every live allocation stopped;
 //! - **drain**: an allocation on a draining node gets a replacement elsewhere
 //!   (`replaces` names it, so the applier lets both hold the slot); the old one is stopped
-//!   once the replacement is `running`, `max_parallel` slots at a time.
+//!   once the replacement is `running`, `max_parallel` slots at a time;
+//! - **preemption**: a placement that fits nowhere may evict reservations of strictly
+//!   lower priorities (lowest priority, then fewest victims, first; see
+//!   `placement::preemption`). The victims are stopped in the same plan, each with a
+//!   `preempted by job ...` reason, and the placement's reason says what it preempted.
+//!   The view releases them at once, so a victim that the view no longer holds is not
+//!   live for its own job in the rest of the round ([`holds_slot`]): its slot is missing,
+//!   and stays unplaced (with why) while there is no room.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,7 +39,7 @@ use gantry_api::{
 use rand::RngCore;
 use serde::Serialize;
 
-use super::placement::{Ask, ClusterView, CompiledConstraint, Explanation, Placement};
+use super::placement::{Ask, ClusterView, CompiledConstraint, Eviction, Explanation, Placement};
 use crate::state::plan::{AllocationStop, PlannedAllocation};
 
 /// The first wait before a failed slot is placed again; doubled per recent failure.
@@ -84,6 +91,13 @@ pub fn is_live(a: &Allocation) -> bool {
     a.desired == DesiredState::Run && !a.client_state.is_terminal()
 }
 
+/// Is `a` live and still held in the view? A live allocation on a node the view knows
+/// but which the view no longer holds was released this round by another job's
+/// preemption (its stop is already in the plan): it no longer holds its slot.
+pub fn holds_slot(view: &ClusterView, a: &Allocation) -> bool {
+    is_live(a) && (view.node(&a.node_id).is_none() || view.node_of(&a.id).is_some())
+}
+
 /// Reconciles one job; see the module comment for the rules.
 pub fn reconcile(
     input: &JobInput<'_>,
@@ -94,7 +108,12 @@ pub fn reconcile(
 ) -> Reconciled {
     let mut out = Reconciled::default();
     let Some((spec, version)) = input.job else {
-        for a in input.allocations.iter().filter(|a| is_live(a)) {
+        let live: Vec<&Allocation> = input
+            .allocations
+            .iter()
+            .filter(|a| holds_slot(view, a))
+            .collect();
+        for a in live {
             stop(&mut out, view, a, "job deleted");
         }
         return out;
@@ -129,8 +148,12 @@ impl<R: RngCore> Run<'_, R> {
     /// Service and batch: slots `0..replicas`.
     fn counted(&mut self, allocations: &[Allocation]) {
         let replicas = self.spec.replicas;
+        let held: Vec<&Allocation> = allocations
+            .iter()
+            .filter(|a| holds_slot(self.view, a))
+            .collect();
         let mut live: BTreeMap<u32, Vec<&Allocation>> = BTreeMap::new();
-        for a in allocations.iter().filter(|a| is_live(a)) {
+        for a in held {
             if self.nodes.contains_key(&a.node_id) {
                 live.entry(a.slot).or_default().push(a);
             } else {
@@ -209,7 +232,10 @@ impl<R: RngCore> Run<'_, R> {
             .collect();
         let mut held: BTreeSet<&str> = BTreeSet::new();
         let mut used_slots: BTreeSet<u32> = BTreeSet::new();
-        let mut live: Vec<&Allocation> = allocations.iter().filter(|a| is_live(a)).collect();
+        let mut live: Vec<&Allocation> = allocations
+            .iter()
+            .filter(|a| holds_slot(self.view, a))
+            .collect();
         live.sort_by_key(|a| (a.create_index, a.slot));
         for a in live {
             if !targets.contains(a.node_id.as_str()) {
@@ -242,9 +268,12 @@ impl<R: RngCore> Run<'_, R> {
             .expect("an equality constraint always compiles");
             pinned.constraints.insert(0, pin);
             let alloc_id = self.alloc_id(next_slot);
-            match self.view.try_place(&pinned, &alloc_id) {
-                Some(p) => self.push(&ask, alloc_id, next_slot, p, None),
-                None => {
+            match self.view.place_with_preemption(&pinned, &alloc_id) {
+                Ok((p, evicted)) => {
+                    self.evict(next_slot, evicted);
+                    self.push(&ask, alloc_id, next_slot, p, None);
+                }
+                Err(_) => {
                     let why = self.view.explain_node(&pinned, node_id);
                     self.unplaced(Some(next_slot), Some(node_id.to_string()), None, why);
                 }
@@ -322,14 +351,29 @@ impl<R: RngCore> Run<'_, R> {
         }
     }
 
+    /// Places one allocation of `slot`, preempting lower priorities if nothing fits.
     fn place(&mut self, ask: &Ask, slot: u32, replaces: Option<String>) -> Result<(), Explanation> {
         let alloc_id = self.alloc_id(slot);
-        match self.view.try_place(ask, &alloc_id) {
-            Some(p) => {
+        match self.view.place_with_preemption(ask, &alloc_id) {
+            Ok((p, evicted)) => {
+                self.evict(slot, evicted);
                 self.push(ask, alloc_id, slot, p, replaces);
                 Ok(())
             }
-            None => Err(self.view.explain(ask)),
+            Err(unplaced) => Err(unplaced.explanation),
+        }
+    }
+
+    /// Stops what a placement of `slot` preempted (the view has released it already).
+    fn evict(&mut self, slot: u32, evicted: Vec<Eviction>) {
+        for e in evicted {
+            self.out.stops.push(AllocationStop {
+                id: e.alloc_id,
+                reason: format!(
+                    "preempted by job {} (priority {} > {}) for slot {slot}",
+                    self.spec.id, self.spec.priority, e.priority
+                ),
+            });
         }
     }
 

@@ -80,8 +80,12 @@ impl Sim {
     }
 
     fn job(&mut self, id: &str, kind: &str, replicas: u32, cpu: u64) {
+        self.job_with_priority(id, kind, replicas, cpu, 50);
+    }
+
+    fn job_with_priority(&mut self, id: &str, kind: &str, replicas: u32, cpu: u64, priority: u8) {
         let json = format!(
-            r#"{{"id":"{id}","type":"{kind}","replicas":{replicas},"update":{{"max_parallel":1}},
+            r#"{{"id":"{id}","type":"{kind}","replicas":{replicas},"priority":{priority},"update":{{"max_parallel":1}},
             "tasks":[{{"name":"main","image":"busybox","resources":{{"cpu_millis":{cpu},"memory_mb":32}},
             "ports":[{{"name":"http","container_port":80}}]}}]}}"#
         );
@@ -100,7 +104,8 @@ impl Sim {
         }]);
     }
 
-    /// One scheduler round over every job: one plan, applied.
+    /// One scheduler round over every job, highest priority first as the worker does:
+    /// one plan, applied.
     fn round(&mut self) -> (Plan, PlanResult) {
         let (plan, unplaced, retry_at) = {
             let state = self.state.read();
@@ -112,6 +117,10 @@ impl Sim {
                 .chain(state.allocations.by_job.keys())
                 .cloned()
                 .collect();
+            let mut ids: Vec<String> = ids.into_iter().collect();
+            ids.sort_by_key(|id| {
+                std::cmp::Reverse(state.jobs.current.get(id).map_or(0, |j| j.spec.priority))
+            });
             let mut plan = Plan::default();
             let mut unplaced = Vec::new();
             let mut retry_at = None;
@@ -197,6 +206,7 @@ impl Sim {
         for node in state.nodes.by_id.values() {
             let usage = state.allocations.node_usage(&node.id);
             assert!(usage.reserved.cpu_millis <= node.resources.cpu_millis);
+            assert!(usage.reserved.memory_mb <= node.resources.memory_mb);
         }
     }
 }
@@ -397,4 +407,132 @@ fn unplaced_slots_say_why() {
     assert_eq!(sim.unplaced.len(), 1);
     assert_eq!(sim.unplaced[0].slot, Some(2));
     assert_eq!(sim.unplaced[0].message, "0 of 2 nodes fit: 2 exhausted cpu");
+}
+
+/// The ids of `job`'s live allocations on `node`.
+fn ids_on(sim: &Sim, job: &str, node: &str) -> BTreeSet<String> {
+    sim.live(job)
+        .into_iter()
+        .filter(|a| a.node_id == node)
+        .map(|a| a.id)
+        .collect()
+}
+
+#[test]
+fn a_higher_priority_job_preempts_the_lowest_priorities_then_the_fewest() {
+    let mut sim = Sim::new();
+    // Each node joins alone, so each job fills the one node with room.
+    sim.node("n1", 1000);
+    sim.job_with_priority("a", "service", 4, 250, 20);
+    sim.round();
+    sim.node("n2", 1000);
+    sim.job_with_priority("b", "service", 2, 500, 20);
+    sim.round();
+    sim.node("n3", 1000);
+    sim.job_with_priority("c", "service", 2, 250, 10);
+    sim.job_with_priority("d", "service", 1, 500, 20);
+    sim.round();
+    sim.run_all();
+    assert!(sim.unplaced.is_empty(), "{:?}", sim.unplaced);
+    for n in ["n1", "n2", "n3"] {
+        let state = sim.state.read();
+        assert_eq!(state.allocations.node_usage(n).reserved.cpu_millis, 1000);
+    }
+
+    // n2 would need one victim, n1 two; but on n3 the two victims are of priority 10.
+    let victims = ids_on(&sim, "c", "n3");
+    sim.job_with_priority("web", "service", 1, 500, 80);
+    let (plan, result) = sim.round();
+    assert_eq!(plan.placements.len(), 1);
+    let placed = &plan.placements[0].allocation;
+    assert_eq!(
+        (placed.job_id.as_str(), placed.node_id.as_str()),
+        ("web", "n3")
+    );
+    assert!(
+        placed
+            .placement_reason
+            .starts_with("preempting 2 allocation(s) of priority <= 10; bin-pack"),
+        "{}",
+        placed.placement_reason
+    );
+    // Exactly the two victims are stopped: c, reconciled later in the same round, does
+    // not also count them as live (nor stop them twice).
+    let stopped: BTreeSet<String> = plan.stops.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(stopped, victims);
+    assert_eq!(plan.stops.len(), 2);
+    for stop in &plan.stops {
+        assert_eq!(
+            stop.reason,
+            "preempted by job web (priority 80 > 10) for slot 0"
+        );
+    }
+    assert_eq!(result.placed, vec![placed.id.clone()]);
+    assert!(sim.live("c").is_empty());
+    {
+        let state = sim.state.read();
+        for id in &victims {
+            let a = &state.allocations.by_id[id];
+            assert_eq!(a.desired, DesiredState::Stop);
+            assert_eq!(
+                a.message,
+                "preempted by job web (priority 80 > 10) for slot 0"
+            );
+        }
+    }
+    // c's slots are missing now, and there is no room it may take.
+    assert_eq!(sim.unplaced.len(), 2, "{:?}", sim.unplaced);
+    assert_eq!(
+        sim.unplaced.iter().map(|u| u.slot).collect::<Vec<_>>(),
+        vec![Some(0), Some(1)]
+    );
+    assert_eq!(sim.unplaced[0].message, "0 of 3 nodes fit: 3 exhausted cpu");
+
+    // All priority 20 now: the node with the fewest victims, n2 (one of b's).
+    sim.run_all();
+    sim.scale("web", 2);
+    let (plan, _) = sim.round();
+    assert_eq!(plan.placements.len(), 1);
+    assert_eq!(plan.placements[0].allocation.node_id, "n2");
+    assert_eq!(plan.stops.len(), 1);
+    assert!(ids_on(&sim, "web", "n2").contains(&plan.placements[0].allocation.id));
+    assert_eq!(
+        plan.stops[0].reason,
+        "preempted by job web (priority 80 > 20) for slot 1"
+    );
+    assert_eq!(sim.live("b").len(), 1);
+    assert_eq!(sim.live("web").len(), 2);
+    let mut unplaced: Vec<Option<u32>> = sim.unplaced.iter().map(|u| u.slot).collect();
+    unplaced.sort();
+    assert_eq!(unplaced.len(), 3, "b's evicted slot and c's two");
+
+    // The victims stay unplaced, with why; nothing else moves.
+    sim.run_all();
+    let (plan, _) = sim.round();
+    assert_eq!(plan, Plan::default());
+    assert_eq!(sim.unplaced.len(), 3);
+    assert!(sim
+        .unplaced
+        .iter()
+        .all(|u| u.message == "0 of 3 nodes fit: 3 exhausted cpu" && u.explanation.is_some()));
+}
+
+#[test]
+fn equal_or_lower_priorities_never_preempt() {
+    let mut sim = Sim::new();
+    sim.node("n1", 1000);
+    sim.job_with_priority("a", "service", 2, 500, 50);
+    sim.round();
+    sim.run_all();
+    sim.job_with_priority("same", "service", 1, 500, 50);
+    sim.job_with_priority("lower", "service", 1, 500, 40);
+    let (plan, _) = sim.round();
+    assert_eq!(plan, Plan::default());
+    assert_eq!(sim.live("a").len(), 2);
+    assert_eq!(sim.unplaced.len(), 2);
+    for u in &sim.unplaced {
+        assert_eq!(u.slot, Some(0));
+        assert_eq!(u.message, "0 of 1 nodes fit: 1 exhausted cpu");
+        assert!(u.explanation.is_some());
+    }
 }

@@ -179,6 +179,10 @@ fn check(
 }
 
 #[cfg(test)]
+#[path = "plan_proptests.rs"]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use gantry_api::{
