@@ -4,8 +4,10 @@
 //!
 //! Scenarios: scale 0→50→10; a dead node's work is replaced elsewhere; a leader failover
 //! with 200 agents attached marks no node down and replaces nothing; drain moves
-//! everything off a node; a global job follows nodes in and out. Durations are printed;
-//! only generous bounds are asserted.
+//! everything off a node and then the drain completes (the node left ineligible); a
+//! global job follows nodes in and out; lost work with no room is shown unplaced, with
+//! why, on every manager until room appears. Durations are printed; only generous bounds
+//! are asserted.
 
 #[path = "support/sim_agent.rs"]
 mod sim_agent;
@@ -15,7 +17,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use gantry_api::client::AllocationFilter;
-use gantry_api::{Allocation, Client, ClientOptions, ClientState, DesiredState, NodeStatus};
+use gantry_api::jobs::job_status;
+use gantry_api::{
+    Allocation, Client, ClientOptions, ClientState, DesiredState, Eligibility, NodeStatus,
+};
 use serde_json::{json, Value};
 use sim_agent::SimAgent;
 use support::{wait_until, Cluster};
@@ -30,6 +35,21 @@ fn client(cluster: &Cluster) -> Client {
         request_timeout: Duration::from_secs(10),
     };
     Client::with_options(cluster.addrs(), None, options).expect("client")
+}
+
+/// A client that talks to one follower only (stale reads answer from its own state).
+async fn follower_client(cluster: &Cluster) -> Client {
+    let leader = cluster.leader_id().await;
+    let follower = cluster
+        .ids()
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    let options = ClientOptions {
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(10),
+    };
+    Client::with_options([cluster.addr(follower)], None, options).expect("client")
 }
 
 fn agents(client: &Client, prefix: &str, n: usize) -> Vec<SimAgent> {
@@ -539,6 +559,40 @@ async fn lost_work_waits_for_room_and_takes_a_new_node() {
     assert_eq!(live(&all).len(), 2, "no room for more: {all:?}");
     check_capacity(&client).await;
 
+    // The job itself says so, on a follower too (replicated, not leader-local).
+    let follower = follower_client(&cluster).await;
+    let job = wait_until(
+        "the follower showing the unplaced slots",
+        Duration::from_secs(10),
+        || async {
+            let job = follower
+                .get_job("web", true)
+                .await
+                .map_err(|e| e.to_string())?
+                .value;
+            if job.unplaced.len() == 2 {
+                Ok(job)
+            } else {
+                Err(format!("{job:?}"))
+            }
+        },
+    )
+    .await;
+    assert_eq!(job.status, job_status::DEGRADED, "{job:?}");
+    let lost_slots: BTreeSet<u32> = before
+        .values()
+        .filter(|a| a.node_id == victim)
+        .map(|a| a.slot)
+        .collect();
+    let shown: BTreeSet<u32> = job.unplaced.iter().filter_map(|u| u.slot).collect();
+    assert_eq!(shown, lost_slots, "{job:?}");
+    for u in &job.unplaced {
+        let e = u.explanation.as_ref().expect("explained");
+        assert!(e.nodes_evaluated >= 1 && e.nodes_fit == 0, "{u:?}");
+        assert!(!u.message.is_empty(), "{u:?}");
+    }
+    cluster.log(&format!("follower shows: {:?}", job.unplaced[0].message));
+
     // Room appears: a new node takes them.
     let t = Instant::now();
     agents.push(SimAgent::start(&client, "full-new", 1000, 1024));
@@ -547,6 +601,25 @@ async fn lost_work_waits_for_room_and_takes_a_new_node() {
         "lost slots placed on the new node and running {:?} after it started",
         t.elapsed()
     ));
+    // ...and the record clears, on the follower too.
+    let job = wait_until(
+        "the follower showing everything placed",
+        Duration::from_secs(10),
+        || async {
+            let job = follower
+                .get_job("web", true)
+                .await
+                .map_err(|e| e.to_string())?
+                .value;
+            if job.unplaced.is_empty() && job.status == job_status::RUNNING {
+                Ok(job)
+            } else {
+                Err(format!("{job:?}"))
+            }
+        },
+    )
+    .await;
+    assert_eq!(job.version, 1, "{job:?}");
     let new_node = agents[2].node_id().unwrap();
     for (slot, a) in &before {
         if a.node_id == victim {
@@ -627,6 +700,24 @@ async fn drain_moves_everything_off_a_node() {
         assert_eq!(a.desired, DesiredState::Stop, "{a:?}");
     }
 
+    // The drain completes: the node stops draining and stays ineligible.
+    let node = wait_until("the drain complete", Duration::from_secs(10), || async {
+        let node = client
+            .get_node(&drained, false)
+            .await
+            .map_err(|e| e.to_string())?
+            .value
+            .node;
+        if !node.drain {
+            Ok(node)
+        } else {
+            Err(format!("{node:?}"))
+        }
+    })
+    .await;
+    assert_eq!(node.eligibility, Eligibility::Ineligible, "{node:?}");
+    cluster.log(&format!("drain complete after {:?}", t.elapsed()));
+
     // Nothing is placed there afterwards, even with more replicas wanted.
     scale(&cluster, "web", 12).await;
     wait_running(&client, "web", 12, Duration::from_secs(30)).await;
@@ -640,6 +731,8 @@ async fn drain_moves_everything_off_a_node() {
     assert!(there.is_empty(), "placed on the drained node: {there:?}");
     let detail = client.get_node(&drained, false).await.unwrap().value;
     assert_eq!(detail.reserved.cpu_millis, 0, "{:?}", detail.reserved);
+    assert!(!detail.node.drain, "{:?}", detail.node);
+    assert_eq!(detail.node.eligibility, Eligibility::Ineligible);
     check_capacity(&client).await;
     print_rejections(&cluster);
     cluster.assert_alive();

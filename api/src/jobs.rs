@@ -7,10 +7,28 @@
 use serde::{Deserialize, Serialize};
 
 use crate::job::{JobSpec, JobType};
+use crate::scheduling::UnplacedSlot;
 
-/// The values of [`Job::status`] and [`JobSummary::status`].
+/// The values of [`Job::status`] and [`JobSummary::status`], derived from the job's
+/// allocations and [`Job::unplaced`] when the job is read (the same on every manager).
+///
+/// An allocation is *live* while its desired state is `run` and its client state is not
+/// terminal (`failed`, `complete`, `lost`).
 pub mod job_status {
+    /// Not every instance has a live allocation yet, and none is known not to fit
+    /// (just registered, scaled up, or being replaced).
+    pub const PENDING: &str = "pending";
+    /// Every instance has a live allocation (a service's every slot, a global job on each
+    /// node that takes it, a batch job's every slot that has not completed).
     pub const RUNNING: &str = "running";
+    /// Some instances fit nowhere (see [`super::Job::unplaced`]); others are live.
+    pub const DEGRADED: &str = "degraded";
+    /// Instances fit nowhere (see [`super::Job::unplaced`]) and none is live.
+    pub const BLOCKED: &str = "blocked";
+    /// A batch job whose every slot completed.
+    pub const COMPLETE: &str = "complete";
+    /// No instance is wanted (replicas 0).
+    pub const STOPPED: &str = "stopped";
 }
 
 /// `201` answer to `POST /v1/jobs` (and to `scale` and `revert`, which make
@@ -37,12 +55,17 @@ pub struct JobDeleted {
 pub struct Job {
     pub spec: JobSpec,
     pub version: u64,
-    /// One of [`job_status`]; `"running"` for now.
+    /// One of [`job_status`].
     pub status: String,
     /// When the current version was submitted, in ms since the Unix epoch.
     pub submitted_at_ms: u64,
     pub create_index: u64,
     pub modify_index: u64,
+    /// The instances the scheduler could not place, and why; empty when all fit. Written
+    /// by the leader's scheduler through Raft when the set changes, so every manager
+    /// shows it.
+    #[serde(default)]
+    pub unplaced: Vec<UnplacedSlot>,
 }
 
 /// One entry of `GET /v1/jobs`.

@@ -75,6 +75,7 @@ async fn get_job(Path(id): Path<String>) -> Response {
         submitted_at_ms: 1,
         create_index: 5,
         modify_index: 5,
+        unplaced: vec![],
     };
     with_index(43, Json(job))
 }

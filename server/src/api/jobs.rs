@@ -89,7 +89,8 @@ pub async fn list(
             kind: job.spec.kind,
             replicas: job.spec.replicas,
             version: job.version,
-            status: job.status.clone(),
+            status: crate::state::jobs::status(job, state.allocations.of_job(&job.spec.id))
+                .to_string(),
             modify_index: job.modify_index,
         })
         .collect();
@@ -103,12 +104,14 @@ pub async fn get(
 ) -> Result<Json<Job>, ApiError> {
     prepare_read(&manager, &params).await?;
     let state = manager.state.read();
-    let jobs = &state.jobs;
-    jobs.current
+    let mut job = state
+        .jobs
+        .current
         .get(&id)
         .cloned()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no job with id `{id}`")))
+        .ok_or_else(|| ApiError::not_found(format!("no job with id `{id}`")))?;
+    job.status = crate::state::jobs::status(&job, state.allocations.of_job(&id)).to_string();
+    Ok(Json(job))
 }
 
 pub async fn versions(

@@ -14,18 +14,26 @@
 //! growing delay so a disagreement between view and applier cannot spin). Failed slots
 //! wait for their backoff on a timer. Nothing is replicated here: a new leader rebuilds
 //! it all from the state.
+//!
+//! Two results are committed besides plans, each only when it changes so a steady cluster
+//! costs no log entries: a job's unplaced instances with their explanations
+//! (`SetJobPlacement`, compared by slot and message with what the state, or the command
+//! in flight, already says), and the end of a drain — a draining node with no live
+//! allocation left becomes ineligible and stops draining, once per node.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gantry_api::jobs::Job;
-use gantry_api::{Allocation, JobType, Node};
+use gantry_api::scheduling::UnplacedSlot as WireUnplaced;
+use gantry_api::{Allocation, Eligibility, JobType, Node};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::dry_run::to_wire;
 use super::placement::{ClusterView, NodeInfo};
-use super::reconcile::{reconcile, JobInput, UnplacedSlot};
+use super::reconcile::{is_live, reconcile, JobInput, UnplacedSlot};
 use super::view;
 use crate::manager::Manager;
 use crate::state::plan::Plan;
@@ -98,6 +106,13 @@ struct Worker<'a> {
     /// Jobs to evaluate at a time (failure backoff, rejected placements).
     timers: BTreeMap<String, u64>,
     rejections: HashMap<String, u32>,
+    /// The unplaced set proposed for a job while the state may not show it yet.
+    placement_sent: HashMap<String, Vec<WireUnplaced>>,
+    /// Draining nodes, and those whose drain end is committed but not yet seen applied.
+    draining: BTreeSet<String>,
+    drains_ending: BTreeSet<String>,
+    /// Look at the draining nodes again even without a change (a commit failed).
+    drain_check: bool,
     rng: StdRng,
 }
 
@@ -113,6 +128,10 @@ impl<'a> Worker<'a> {
             blocked: BTreeSet::new(),
             timers: BTreeMap::new(),
             rejections: HashMap::new(),
+            placement_sent: HashMap::new(),
+            draining: BTreeSet::new(),
+            drains_ending: BTreeSet::new(),
+            drain_check: false,
             rng: StdRng::from_os_rng(),
         }
     }
@@ -131,11 +150,15 @@ impl<'a> Worker<'a> {
                 }
             }
             let touched = changes.take();
+            let check_drains = !touched.is_empty() || std::mem::take(&mut self.drain_check);
             if touched.all {
                 self.load_everything();
             } else {
                 self.follow(&touched.nodes);
                 self.dirty.extend(touched.jobs);
+            }
+            if check_drains {
+                self.end_drains().await;
             }
             let now = now_ms();
             // Jobs whose placements were just rejected wait for their delay.
@@ -188,6 +211,13 @@ impl<'a> Worker<'a> {
         let state = self.manager.state.read();
         self.view = view::build(&state, self.manager.config.scheduler_algorithm);
         self.nodes = state.nodes.by_id.clone();
+        self.draining = self
+            .nodes
+            .values()
+            .filter(|n| n.drain)
+            .map(|n| n.id.clone())
+            .collect();
+        self.drains_ending.retain(|id| self.draining.contains(id));
         self.held.clear();
         for a in state.allocations.by_id.values() {
             if self.view.node_of(&a.id).is_some() {
@@ -222,10 +252,18 @@ impl<'a> Worker<'a> {
                 Some(node) => {
                     self.view.upsert_node(NodeInfo::from(node));
                     self.nodes.insert(id.clone(), node.clone());
+                    if node.drain {
+                        self.draining.insert(id.clone());
+                    } else {
+                        self.draining.remove(id);
+                        self.drains_ending.remove(id);
+                    }
                 }
                 None => {
                     self.view.remove_node(id);
                     self.nodes.remove(id);
+                    self.draining.remove(id);
+                    self.drains_ending.remove(id);
                 }
             }
             self.dirty
@@ -254,6 +292,7 @@ impl<'a> Worker<'a> {
 
         let mut plan = Plan::default();
         let mut planned_jobs = Vec::new();
+        let mut placement_updates = Vec::new();
         let mut freed = false;
         let mut iter = jobs.into_iter();
         for (id, job, allocations) in iter.by_ref() {
@@ -270,6 +309,9 @@ impl<'a> Worker<'a> {
             let out = reconcile(&input, &self.nodes, &mut self.view, now_ms, &mut self.rng);
             if let Some(at) = out.retry_at_ms {
                 self.timers.insert(id.clone(), at);
+            }
+            if let Some(update) = self.placement_update(&id, job.as_ref(), &out.unplaced) {
+                placement_updates.push(update);
             }
             {
                 let mut unplaced = self.manager.scheduler.lock();
@@ -299,10 +341,98 @@ impl<'a> Worker<'a> {
         if freed {
             self.dirty.append(&mut self.blocked);
         }
-        if plan.stops.is_empty() && plan.placements.is_empty() {
-            return;
+        let manager = self.manager;
+        let placements = commit_placements(manager, placement_updates);
+        let failed = if plan.stops.is_empty() && plan.placements.is_empty() {
+            placements.await
+        } else {
+            tokio::join!(self.commit(plan, planned_jobs, now_ms), placements).1
+        };
+        for job in failed {
+            // Proposed again when the job is next evaluated.
+            self.placement_sent.remove(&job);
+            self.timers
+                .entry(job)
+                .or_insert(now_ms + COMMIT_RETRY.as_millis() as u64);
         }
-        self.commit(plan, planned_jobs, now_ms).await;
+    }
+
+    /// The command recording a job's unplaced instances, when they differ (by slot and
+    /// message) from what the state says or what was last proposed for it.
+    fn placement_update(
+        &mut self,
+        job_id: &str,
+        job: Option<&Job>,
+        unplaced: &[UnplacedSlot],
+    ) -> Option<Command> {
+        let Some(job) = job else {
+            self.placement_sent.remove(job_id);
+            return None;
+        };
+        let mut now: Vec<WireUnplaced> = unplaced.iter().cloned().map(to_wire).collect();
+        now.sort_by(|a, b| {
+            (a.slot, &a.node_id, &a.replaces, &a.message).cmp(&(
+                b.slot,
+                &b.node_id,
+                &b.replaces,
+                &b.message,
+            ))
+        });
+        if same_unplaced(&job.unplaced, &now) {
+            // The state shows it (again): nothing is in flight that could differ.
+            self.placement_sent.remove(job_id);
+            return None;
+        }
+        if self
+            .placement_sent
+            .get(job_id)
+            .is_some_and(|sent| same_unplaced(sent, &now))
+        {
+            return None;
+        }
+        self.placement_sent.insert(job_id.to_string(), now.clone());
+        Some(Command::SetJobPlacement {
+            job_id: job_id.to_string(),
+            unplaced: now,
+        })
+    }
+
+    /// Ends the drain of every draining node with no live allocation left: the node
+    /// becomes ineligible (it stays so until the operator says otherwise), then stops
+    /// draining. Once per node: not again while that is in flight.
+    async fn end_drains(&mut self) {
+        let done: Vec<String> = {
+            let state = self.manager.state.read();
+            self.draining
+                .iter()
+                .filter(|id| !self.drains_ending.contains(*id))
+                .filter(|id| !state.allocations.on_node(id).any(is_live))
+                .cloned()
+                .collect()
+        };
+        for node_id in done {
+            self.drains_ending.insert(node_id.clone());
+            let commands = [
+                Command::SetNodeEligibility {
+                    node_id: node_id.clone(),
+                    eligibility: Eligibility::Ineligible,
+                },
+                Command::SetNodeDrain {
+                    node_id: node_id.clone(),
+                    drain: false,
+                },
+            ];
+            for command in &commands {
+                if let Err(e) = self.manager.group_commit.propose(command).await {
+                    tracing::warn!(error = %e, node = %node_id, "scheduler: drain end not committed; retrying");
+                    self.drains_ending.remove(&node_id);
+                    self.drain_check = true;
+                    tokio::time::sleep(COMMIT_RETRY).await;
+                    return;
+                }
+            }
+            tracing::info!(node = %node_id, "scheduler: drain complete; node ineligible");
+        }
     }
 
     /// Brings the view's reservations of one job in line with the state. True when some
@@ -382,6 +512,32 @@ impl<'a> Worker<'a> {
             }
         }
     }
+}
+
+/// Proposes the placement records together (group commit batches them); answers the
+/// jobs whose record was not committed.
+async fn commit_placements(manager: &Manager, updates: Vec<Command>) -> Vec<String> {
+    let answers =
+        futures::future::join_all(updates.iter().map(|c| manager.group_commit.propose(c))).await;
+    let mut failed = Vec::new();
+    for (command, answer) in updates.into_iter().zip(answers) {
+        if let (Err(e), Command::SetJobPlacement { job_id, .. }) = (answer, command) {
+            tracing::warn!(error = %e, job = %job_id, "scheduler: placement record not committed");
+            failed.push(job_id);
+        }
+    }
+    failed
+}
+
+/// Equal as far as an operator can tell: the same slots with the same messages.
+fn same_unplaced(a: &[WireUnplaced], b: &[WireUnplaced]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(a, b)| {
+            a.slot == b.slot
+                && a.node_id == b.node_id
+                && a.replaces == b.replaces
+                && a.message == b.message
+        })
 }
 
 fn now_ms() -> u64 {

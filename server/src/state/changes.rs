@@ -90,6 +90,8 @@ impl Changes {
                     }
                 }
             }
+            // Written by the scheduler from what it just evaluated: nothing to look at again.
+            Command::SetJobPlacement { .. } => {}
             Command::UpdateAllocations { updates, .. } => {
                 for u in updates {
                     match state.allocations.by_id.get(&u.id) {

@@ -6,6 +6,7 @@
 
 use super::plan::{Plan, PlanResult};
 use gantry_api::job::JobSpec;
+use gantry_api::scheduling::UnplacedSlot;
 use gantry_api::{ClientState, Eligibility, Health, Node, NodeRegistration, NodeStatus};
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +66,12 @@ pub enum Command {
         updates: Vec<AllocationUpdate>,
         now_ms: u64,
     },
+    /// The scheduler's account of a job's instances that fit nowhere (empty: all placed).
+    /// Sent by the leader only when the set changed; for an unknown job it is ignored.
+    SetJobPlacement {
+        job_id: String,
+        unplaced: Vec<UnplacedSlot>,
+    },
 }
 
 /// What an agent reports about one allocation.
@@ -100,6 +107,11 @@ pub enum Outcome {
     AllocationsUpdated {
         /// How many of the reported allocations exist (reports for removed ones are dropped).
         applied: usize,
+    },
+    JobPlacement {
+        id: String,
+        /// False when the job does not exist (the command was ignored).
+        applied: bool,
     },
     /// The command was valid on the wire but not in the current state (e.g. unknown id).
     Rejected {

@@ -4,15 +4,14 @@ use super::command::Outcome;
 use super::keys;
 use gantry_api::error::codes;
 use gantry_api::job::JobSpec;
-use gantry_api::jobs::{Job, JobVersion};
+use gantry_api::jobs::{job_status, Job, JobVersion};
+use gantry_api::scheduling::UnplacedSlot;
+use gantry_api::{Allocation, ClientState, JobType};
 use gantry_raft_store::Writes;
 use std::collections::BTreeMap;
 
 /// How many versions of a job are kept for `history` and `revert`.
 pub const VERSIONS_KEPT: usize = 10;
-
-/// The job status shown until the scheduler places the job.
-const STATUS_PENDING: &str = "pending";
 
 #[derive(Default)]
 pub struct Jobs {
@@ -45,10 +44,12 @@ impl Jobs {
         let job = Job {
             spec: spec.clone(),
             version,
-            status: STATUS_PENDING.to_string(),
+            status: job_status::PENDING.to_string(),
             submitted_at_ms,
             create_index,
             modify_index: index,
+            // What did not fit stays shown until the scheduler has looked at the new version.
+            unplaced: previous.map(|job| job.unplaced.clone()).unwrap_or_default(),
         };
         let record = JobVersion {
             version,
@@ -122,6 +123,58 @@ impl Jobs {
         };
         let spec = record.spec.clone();
         self.register(index, spec, submitted_at_ms, writes)
+    }
+}
+
+impl Jobs {
+    /// Records the scheduler's unplaced instances of a job. False for an unknown job
+    /// (deleted meanwhile): nothing is written. Not a spec change: the indexes stay.
+    pub fn set_placement(
+        &mut self,
+        id: &str,
+        unplaced: Vec<UnplacedSlot>,
+        writes: &mut Writes,
+    ) -> bool {
+        let Some(job) = self.current.get_mut(id) else {
+            return false;
+        };
+        if job.unplaced != unplaced {
+            job.unplaced = unplaced;
+            writes.put(keys::job(id), to_json(&*job));
+        }
+        true
+    }
+}
+
+/// A job's status (one of [`job_status`]) from its unplaced instances and allocations.
+pub fn status<'a>(job: &Job, allocations: impl Iterator<Item = &'a Allocation>) -> &'static str {
+    let mut live = std::collections::BTreeSet::new();
+    let mut complete = std::collections::BTreeSet::new();
+    for a in allocations {
+        if a.reserves_resources() {
+            live.insert(a.slot);
+        } else if a.client_state == ClientState::Complete {
+            complete.insert(a.slot);
+        }
+    }
+    if !job.unplaced.is_empty() {
+        return if live.is_empty() {
+            job_status::BLOCKED
+        } else {
+            job_status::DEGRADED
+        };
+    }
+    let replicas = job.spec.replicas;
+    match job.spec.kind {
+        JobType::Global if live.is_empty() => job_status::PENDING,
+        JobType::Global => job_status::RUNNING,
+        _ if replicas == 0 => job_status::STOPPED,
+        JobType::Batch if (0..replicas).all(|s| complete.contains(&s)) => job_status::COMPLETE,
+        JobType::Batch if (0..replicas).all(|s| live.contains(&s) || complete.contains(&s)) => {
+            job_status::RUNNING
+        }
+        _ if (0..replicas).all(|s| live.contains(&s)) => job_status::RUNNING,
+        _ => job_status::PENDING,
     }
 }
 

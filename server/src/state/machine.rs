@@ -112,6 +112,13 @@ impl State {
             Command::UpdateAllocations { updates, now_ms } => Outcome::AllocationsUpdated {
                 applied: self.update_allocations(index, updates, now_ms, writes),
             },
+            Command::SetJobPlacement { job_id, unplaced } => {
+                let applied = self.jobs.set_placement(&job_id, unplaced, writes);
+                Outcome::JobPlacement {
+                    id: job_id,
+                    applied,
+                }
+            }
         }
     }
 
@@ -512,6 +519,188 @@ mod tests {
             state.read().allocations.by_id["a1"].client_state,
             ClientState::Lost
         );
+    }
+
+    fn unplaced(slot: u32, message: &str) -> gantry_api::scheduling::UnplacedSlot {
+        gantry_api::scheduling::UnplacedSlot {
+            slot: Some(slot),
+            node_id: None,
+            replaces: None,
+            message: message.into(),
+            explanation: Some(gantry_api::scheduling::PlacementExplanation {
+                nodes_evaluated: 2,
+                nodes_fit: 0,
+                filtered: BTreeMap::new(),
+                exhausted: BTreeMap::from([("cpu".to_string(), 2)]),
+            }),
+        }
+    }
+
+    fn set_placement(job: &str, slots: Vec<gantry_api::scheduling::UnplacedSlot>) -> Command {
+        Command::SetJobPlacement {
+            job_id: job.into(),
+            unplaced: slots,
+        }
+    }
+
+    #[test]
+    fn job_placement_is_recorded_replicated_and_survives_a_new_version() {
+        let state = ClusterState::new();
+        apply(&state, 1, vec![register("web", 4)]);
+        let why = vec![
+            unplaced(2, "0 of 2 nodes fit: 2 exhausted cpu"),
+            unplaced(3, "0 of 2 nodes fit: 2 exhausted cpu"),
+        ];
+        let (outcomes, writes) = apply(&state, 2, vec![set_placement("web", why.clone())]);
+        assert_eq!(
+            outcomes,
+            vec![Outcome::JobPlacement {
+                id: "web".into(),
+                applied: true
+            }]
+        );
+        assert_eq!(writes.ops().len(), 1, "the job record is rewritten");
+        {
+            let read = state.read();
+            let job = &read.jobs.current["web"];
+            assert_eq!(job.unplaced, why);
+            assert_eq!(job.modify_index, 1, "not a spec change");
+            assert_eq!(job.version, 1);
+        }
+        // The same set again writes nothing.
+        let (_, writes) = apply(&state, 3, vec![set_placement("web", why.clone())]);
+        assert!(writes.is_empty());
+
+        // A follower loading the stored pairs (restart, snapshot) sees it too.
+        let mut stored = BTreeMap::new();
+        let replay = ClusterState::new();
+        for (index, command) in [register("web", 4), set_placement("web", why.clone())]
+            .into_iter()
+            .enumerate()
+        {
+            let (_, writes) = apply(&replay, index as u64 + 1, vec![command]);
+            for (key, value) in writes.ops().iter().cloned() {
+                match value {
+                    Some(value) => stored.insert(key, value),
+                    None => stored.remove(&key),
+                };
+            }
+        }
+        let reloaded = ClusterState::new();
+        reloaded.load(&mut stored.into_iter()).unwrap();
+        assert_eq!(reloaded.read().jobs.current["web"].unplaced, why);
+
+        // A new version keeps it until the scheduler says otherwise; an empty set clears.
+        apply(&state, 4, vec![register("web", 5)]);
+        assert_eq!(state.read().jobs.current["web"].unplaced, why);
+        apply(&state, 5, vec![set_placement("web", vec![])]);
+        assert!(state.read().jobs.current["web"].unplaced.is_empty());
+    }
+
+    #[test]
+    fn job_placement_for_an_unknown_job_is_ignored() {
+        let state = ClusterState::new();
+        let (outcomes, writes) = apply(
+            &state,
+            1,
+            vec![set_placement("gone", vec![unplaced(0, "x")])],
+        );
+        assert_eq!(
+            outcomes,
+            vec![Outcome::JobPlacement {
+                id: "gone".into(),
+                applied: false
+            }]
+        );
+        assert!(writes.is_empty());
+        assert!(state.read().jobs.current.is_empty());
+        // Nothing for the scheduler to look at again.
+        state.changes.take();
+        apply(&state, 2, vec![register("web", 1)]);
+        state.changes.take();
+        apply(
+            &state,
+            3,
+            vec![set_placement("web", vec![unplaced(0, "x")])],
+        );
+        assert!(state.changes.take().is_empty());
+    }
+
+    #[test]
+    fn job_status_follows_allocations_and_unplaced_slots() {
+        use crate::state::jobs::status;
+        use gantry_api::jobs::job_status;
+        let state = ClusterState::new();
+        apply(
+            &state,
+            1,
+            vec![
+                register("web", 2),
+                Command::RegisterNode {
+                    registration: registration("n1"),
+                    now_ms: 1,
+                },
+                Command::SetNodeStatus {
+                    node_id: "n1".into(),
+                    status: NodeStatus::Ready,
+                    now_ms: 1,
+                },
+            ],
+        );
+        let current = |state: &ClusterState| {
+            let read = state.read();
+            status(&read.jobs.current["web"], read.allocations.of_job("web"))
+        };
+        assert_eq!(current(&state), job_status::PENDING);
+        apply(
+            &state,
+            2,
+            vec![
+                Command::ApplyPlan {
+                    plan: crate::state::plan::Plan {
+                        stops: vec![],
+                        placements: vec![placed("a0", "n1")],
+                    },
+                    now_ms: 2,
+                },
+                set_placement("web", vec![unplaced(1, "0 of 1 nodes fit")]),
+            ],
+        );
+        assert_eq!(current(&state), job_status::DEGRADED);
+        apply(
+            &state,
+            3,
+            vec![Command::SetNodeStatus {
+                node_id: "n1".into(),
+                status: NodeStatus::Down,
+                now_ms: 3,
+            }],
+        );
+        assert_eq!(current(&state), job_status::BLOCKED);
+        apply(&state, 4, vec![set_placement("web", vec![])]);
+        assert_eq!(current(&state), job_status::PENDING);
+        apply(&state, 5, vec![register("web", 0)]);
+        assert_eq!(current(&state), job_status::STOPPED);
+        apply(&state, 6, vec![register("web", 1)]);
+        apply(
+            &state,
+            7,
+            vec![
+                Command::SetNodeStatus {
+                    node_id: "n1".into(),
+                    status: NodeStatus::Ready,
+                    now_ms: 7,
+                },
+                Command::ApplyPlan {
+                    plan: crate::state::plan::Plan {
+                        stops: vec![],
+                        placements: vec![placed("b0", "n1")],
+                    },
+                    now_ms: 7,
+                },
+            ],
+        );
+        assert_eq!(current(&state), job_status::RUNNING);
     }
 
     #[test]
