@@ -96,8 +96,9 @@ pub async fn run(
         tokio::spawn(join_cluster(manager.clone(), join));
     }
 
-    let shutdown = crate::dispatcher::start(&manager, shutdown);
-    let app = crate::api::router(manager.clone());
+    let dispatcher = crate::dispatcher::Dispatcher::new(&manager);
+    let shutdown = crate::dispatcher::start(&dispatcher, shutdown);
+    let app = crate::api::router(manager.clone(), &dispatcher);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

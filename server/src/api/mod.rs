@@ -4,7 +4,7 @@
 //! so a client can ask for "anything after index N" next time.
 
 mod allocations;
-mod body;
+pub(crate) mod body;
 mod consistency;
 mod error;
 mod jobs;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 pub use gantry_api::headers::INDEX_HEADER;
 
-pub fn router(manager: Arc<Manager>) -> Router {
+pub fn router(manager: Arc<Manager>, dispatcher: &Arc<crate::dispatcher::Dispatcher>) -> Router {
     let api = Router::new()
         .route("/v1/status", get(status::get_status))
         .route("/v1/operator/raft", get(status::get_raft))
@@ -52,7 +52,7 @@ pub fn router(manager: Arc<Manager>) -> Router {
     Router::new()
         .merge(api)
         .merge(crate::raft::peer_routes::routes())
-        .merge(crate::dispatcher::routes(&manager))
+        .merge(crate::dispatcher::routes(dispatcher))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(manager.clone(), stamp_index))

@@ -12,12 +12,9 @@
 //! (`signals`): a new leader starts with no heartbeat history and gives every node a
 //! grace period, so a failover does not mark live nodes down.
 //!
-//! Wiring: `start` (called by `manager::run` after the Raft node is up) creates this
-//! manager's dispatcher and its tasks and wraps the shutdown signal so that sessions end
-//! before the HTTP server drains its connections (a streaming response would otherwise
-//! hold the graceful shutdown open forever); `routes` (merged by `api::router`) serves
-//! the agent routes from it. The two find each other in a small registry keyed by the
-//! manager id, since `Manager` has no slot for the dispatcher.
+//! Wiring: `manager::run` creates one `Dispatcher` after the Raft node is up, hands it
+//! to `start` (its tasks, and the shutdown signal wrapped so that sessions end before the
+//! HTTP server drains its connections) and to `api::router`, which merges `routes`.
 
 mod diff;
 pub mod liveness;
@@ -32,7 +29,7 @@ use axum::Router;
 use gantry_api::NodeStatus;
 use liveness::{ttl_for, Liveness};
 use reports::Reports;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -51,46 +48,34 @@ pub struct Dispatcher {
     closing: watch::Sender<bool>,
     /// Nodes with a status change in flight (one at a time per node).
     status_changes: Mutex<HashSet<String>>,
-    started: Mutex<bool>,
 }
 
-/// Dispatchers by manager id (several managers share a process in `gantry dev`).
-static REGISTRY: Mutex<BTreeMap<u64, Arc<Dispatcher>>> = Mutex::new(BTreeMap::new());
-
-/// Starts this manager's dispatcher tasks. Returns `shutdown`, extended to end every
-/// agent session first.
+/// Starts the dispatcher's tasks. Returns `shutdown`, extended to end every agent
+/// session first (open streaming responses would otherwise hold the HTTP server's
+/// graceful shutdown forever).
 pub fn start(
-    manager: &Arc<Manager>,
+    dispatcher: &Arc<Dispatcher>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let dispatcher = Dispatcher::of(manager);
     dispatcher.spawn_tasks();
+    let dispatcher = dispatcher.clone();
     async move {
         shutdown.await;
         dispatcher.closing.send_replace(true);
-        REGISTRY
-            .lock()
-            .expect("dispatcher registry")
-            .remove(&dispatcher.manager.id);
     }
 }
 
-/// The agent routes, served by this manager's dispatcher.
-pub fn routes(manager: &Arc<Manager>) -> Router<Arc<Manager>> {
-    routes::router(Dispatcher::of(manager))
+/// The agent routes, served by `dispatcher`.
+pub fn routes(dispatcher: &Arc<Dispatcher>) -> Router<Arc<Manager>> {
+    routes::router(dispatcher.clone())
 }
 
 impl Dispatcher {
-    /// This manager's dispatcher, created on first use.
-    fn of(manager: &Arc<Manager>) -> Arc<Self> {
-        let mut registry = REGISTRY.lock().expect("dispatcher registry");
-        if let Some(existing) = registry.get(&manager.id) {
-            if Arc::ptr_eq(&existing.manager, manager) {
-                return existing.clone();
-            }
-        }
+    /// A manager's dispatcher; the manager creates one and hands it to [`start`] and
+    /// [`routes`].
+    pub fn new(manager: &Arc<Manager>) -> Arc<Self> {
         let submitter = manager.clone();
-        let dispatcher = Arc::new(Dispatcher {
+        Arc::new(Dispatcher {
             manager: manager.clone(),
             liveness: Mutex::new(Liveness::default()),
             reports: Reports::start(move |updates| {
@@ -110,20 +95,13 @@ impl Dispatcher {
             applied: watch::Sender::new(0),
             closing: watch::Sender::new(false),
             status_changes: Mutex::new(HashSet::new()),
-            started: Mutex::new(false),
-        });
-        registry.insert(manager.id, dispatcher.clone());
-        dispatcher
+        })
     }
 
     fn spawn_tasks(self: &Arc<Self>) {
-        let mut started = self.started.lock().expect("dispatcher start flag");
-        if !*started {
-            *started = true;
-            tokio::spawn(signals::follow_leadership(self.clone()));
-            tokio::spawn(signals::publish_applied(self.clone()));
-            tokio::spawn(signals::check_liveness(self.clone()));
-        }
+        tokio::spawn(signals::follow_leadership(self.clone()));
+        tokio::spawn(signals::publish_applied(self.clone()));
+        tokio::spawn(signals::check_liveness(self.clone()));
     }
 
     /// The heartbeat TTL for the cluster's current size.

@@ -3,6 +3,7 @@
 //! where the leader is.
 
 use super::{now_ms, Dispatcher};
+use crate::api::body::json;
 use crate::api::ApiError;
 use crate::manager::Manager;
 use crate::state::command::AllocationUpdate;
@@ -21,7 +22,6 @@ use gantry_api::session::{
     REGISTER_PATH, SESSION_PATH,
 };
 use gantry_api::{LeaderRef, NodeRegistration};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -206,19 +206,4 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         error.field = Some("name".into());
         Err(error)
     }
-}
-
-/// Decodes a JSON body, naming the offending field on failure.
-fn json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let bytes =
-        body.map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
-    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let mut error = ApiError::bad_request(format!("{path}: {}", e.inner()));
-        if path != "." {
-            error.field = Some(path);
-        }
-        error
-    })
 }

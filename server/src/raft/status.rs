@@ -2,7 +2,7 @@
 //! metrics, for the status routes and for deciding where a request must go.
 
 use super::{NodeId, Raft};
-use gantry_api::status::{LeaderRef, Member};
+use gantry_api::status::{roles, LeaderRef, Member};
 use openraft::BasicNode;
 use openraft::{RaftMetrics, ServerState};
 
@@ -10,11 +10,11 @@ pub type Metrics = RaftMetrics<NodeId, BasicNode>;
 
 pub fn role_name(state: ServerState) -> &'static str {
     match state {
-        ServerState::Leader => "leader",
-        ServerState::Follower => "follower",
-        ServerState::Candidate => "candidate",
-        ServerState::Learner => "learner",
-        ServerState::Shutdown => "shutdown",
+        ServerState::Leader => roles::LEADER,
+        ServerState::Follower => roles::FOLLOWER,
+        ServerState::Candidate => roles::CANDIDATE,
+        ServerState::Learner => roles::LEARNER,
+        ServerState::Shutdown => roles::SHUTDOWN,
     }
 }
 
