@@ -56,6 +56,7 @@ impl Agent {
             port_range: Default::default(),
             labels: Default::default(),
             drivers: vec!["process".into()],
+            agent_addr: None,
         };
         let (registered, _) = tokio::sync::watch::channel(None::<(String, u64)>);
         let registered = Arc::new(registered);

@@ -30,6 +30,8 @@ pub mod codes {
     pub const CONFLICT: &str = "conflict";
     /// The request needs a valid bearer token.
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// A manager could not reach the agent of the node a request is about (502).
+    pub const AGENT_UNREACHABLE: &str = "agent_unreachable";
 }
 
 /// The body of every error response.

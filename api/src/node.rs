@@ -66,6 +66,9 @@ pub struct NodeRegistration {
     /// Drivers that work on this node, e.g. `docker`, `process`.
     #[serde(default)]
     pub drivers: Vec<String>,
+    /// `host:port` of the agent's own HTTP endpoint (task logs), if it serves one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_addr: Option<String>,
 }
 
 /// A node as the cluster state holds it.
@@ -78,6 +81,9 @@ pub struct Node {
     pub port_range: PortRange,
     pub labels: BTreeMap<String, String>,
     pub drivers: Vec<String>,
+    /// Where the managers reach the agent's HTTP endpoint (task logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_addr: Option<String>,
     pub status: NodeStatus,
     pub eligibility: Eligibility,
     /// Draining: no new work, and what runs here is moved elsewhere.

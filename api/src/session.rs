@@ -18,10 +18,12 @@
 //! which starts with a fresh complete set. The leader ends the stream when it
 //! stops leading.
 //!
-//! **The node's set** is every allocation on the node whose desired state
-//! matters to the agent: desired `run`, and desired `stop` that is not yet
-//! terminal (the agent must stop it and report). An allocation leaves the set
-//! (a `removals` entry) once it is terminal with desired `stop`, or is gone.
+//! **The node's set** is every allocation on the node that is not yet
+//! terminal: desired `run` (the agent runs it) and desired `stop` (the agent
+//! must stop it and report). An allocation leaves the set (a `removals`
+//! entry) once it is terminal (failed, complete, lost), or is gone; the agent
+//! then removes what is left of it. Each message also carries the specs of
+//! the job versions its allocations run (`jobs`), each sent once per session.
 //!
 //! **Heartbeats** prove the agent is alive; sending one every
 //! `heartbeat_ttl_ms / 3` keeps the node `ready`. A node that misses its TTL
@@ -43,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::allocation::{Allocation, ClientState, Health};
 use crate::error::ErrorDetail;
+use crate::job::JobSpec;
 use crate::status::LeaderRef;
 
 pub const REGISTER_PATH: &str = "/v1/agent/register";
@@ -105,6 +108,9 @@ pub enum SessionMessage {
     Complete {
         index: u64,
         allocations: Vec<Allocation>,
+        /// The job versions the allocations run (their specs: tasks, restart policy).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        jobs: Vec<JobVersionSpec>,
     },
     /// Changes since the previous message: new or modified allocations in
     /// full, and the ids of those that left the node's set.
@@ -112,9 +118,21 @@ pub enum SessionMessage {
         index: u64,
         upserts: Vec<Allocation>,
         removals: Vec<String>,
+        /// Job versions the upserts run that this session has not sent before.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        jobs: Vec<JobVersionSpec>,
     },
     /// Nothing changed; the session is alive.
     Keepalive,
+}
+
+/// One version of a job's spec, as a session sends it: an agent keeps each version it
+/// was sent for the session's lifetime and looks allocations' specs up by
+/// (`job_id`, `job_version`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobVersionSpec {
+    pub version: u64,
+    pub spec: JobSpec,
 }
 
 /// The body of a `421` answer: the usual error plus where the leader is.
@@ -124,13 +142,11 @@ pub struct NotLeaderBody {
     pub leader: Option<LeaderRef>,
 }
 
-/// Does this allocation belong in the node's session set?
+/// Does this allocation belong in the node's session set? Everything not yet terminal:
+/// what must run, and what must be stopped and reported. A terminal allocation needs
+/// nothing more from the agent, which removes what is left of it.
 pub fn matters_to_agent(allocation: &Allocation) -> bool {
-    use crate::allocation::DesiredState;
-    match allocation.desired {
-        DesiredState::Run => true,
-        DesiredState::Stop => !allocation.client_state.is_terminal(),
-    }
+    !allocation.client_state.is_terminal()
 }
 
 #[cfg(test)]
@@ -151,6 +167,7 @@ mod tests {
                 index: 7,
                 upserts: vec![],
                 removals: vec!["a1".into()],
+                jobs: vec![],
             }
         );
     }

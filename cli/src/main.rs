@@ -40,7 +40,10 @@ struct Cli {
 enum Command {
     /// Run a manager: a Raft peer that holds the cluster state and serves the API.
     Server(commands::server::ServerArgs),
-    /// Run a local development cluster: three managers in temporary directories.
+    /// Run the node agent: runs the containers the managers assign to this node.
+    Agent(commands::agent::AgentArgs),
+    /// Run a local development cluster: three managers and one agent, in temporary
+    /// directories.
     Dev(commands::dev::DevArgs),
 }
 
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Server(args) => commands::server::run(args).await,
+            Command::Agent(args) => commands::agent::run(args).await,
             Command::Dev(args) => commands::dev::run(args).await,
         }
     })

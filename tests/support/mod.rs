@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+pub mod agent;
+
 /// The binary under test, built by cargo for this test target.
 pub const GANTRY: &str = env!("CARGO_BIN_EXE_gantry");
 

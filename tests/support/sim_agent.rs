@@ -82,6 +82,7 @@ impl SimAgent {
             port_range: Default::default(),
             labels: Default::default(),
             drivers: vec!["docker".into(), "process".into()],
+            agent_addr: None,
         };
         let state = Arc::new(Mutex::new(AgentState::default()));
         let registered: Registered = Arc::new(watch::channel(None).0);

@@ -300,13 +300,15 @@ mod tests {
             vec![
                 SessionMessage::Complete {
                     index: 5,
-                    allocations: vec![]
+                    allocations: vec![],
+                    jobs: vec![],
                 },
                 SessionMessage::Keepalive,
                 SessionMessage::Increment {
                     index: 6,
                     upserts: vec![],
-                    removals: vec!["a1".into()]
+                    removals: vec!["a1".into()],
+                    jobs: vec![],
                 },
             ]
         );

@@ -11,6 +11,7 @@
 
 mod agent;
 mod error;
+mod logs;
 mod scheduling;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +26,7 @@ use serde::Serialize;
 
 pub use agent::Session;
 pub use error::ClientError;
+pub use logs::LogsQuery;
 pub use scheduling::AllocationFilter;
 
 use crate::headers::INDEX_HEADER;

@@ -198,6 +198,14 @@ pub struct HealthCheck {
     /// Failures during this long after start do not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace: Option<GDuration>,
+    /// Consecutive failures that make the task unhealthy and restart it (per the
+    /// job's restart policy); at least 1.
+    #[serde(default = "default_health_threshold")]
+    pub threshold: u32,
+}
+
+fn default_health_threshold() -> u32 {
+    3
 }
 
 fn default_health_interval() -> GDuration {

@@ -1,15 +1,19 @@
-//! `gantry dev`: a three-manager cluster on this machine, for trying Gantry out.
+//! `gantry dev`: a three-manager cluster and one agent on this machine, for trying
+//! Gantry out.
 //!
-//! The managers run in this process, each with its own temporary data dir and port; the
-//! dirs are removed on exit unless `--keep` is given. Ctrl-C stops everything.
+//! The managers and the agent run in this process, each with its own temporary dir; the
+//! dirs are removed on exit unless `--keep` is given. The agent offers the Docker driver
+//! when the engine answers, and the process driver always. Ctrl-C stops the agent —
+//! which stops and removes the containers it started — and then the managers.
 
 use clap::Args;
+use gantry_agent::{AgentConfig, OnShutdown};
 use gantry_server::ServerConfig;
 use std::net::{IpAddr, SocketAddr};
 
 #[derive(Args, Debug)]
 pub struct DevArgs {
-    /// Port of the first manager; the others use +10 and +20.
+    /// Port of the first manager; the others use +10 and +20, the agent's endpoint +1.
     #[arg(long, env = "GANTRY_DEV_PORT", default_value_t = 4646)]
     pub port: u16,
 
@@ -45,11 +49,32 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         })));
     }
 
+    let node_name = format!("dev-{}", args.port);
+    let mut agent_config = AgentConfig::new(
+        addrs.iter().map(|a| a.to_string()).collect(),
+        node_name.clone(),
+        root.path().join("agent"),
+    );
+    agent_config.listen = SocketAddr::new(args.bind, args.port + 1);
+    agent_config.address = args.bind.to_string();
+    // Throw-away tasks: a short grace keeps Ctrl-C quick.
+    agent_config.stop_grace = std::time::Duration::from_secs(2);
+    let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(gantry_agent::run(
+        agent_config,
+        OnShutdown::RemoveTasks,
+        async move {
+            let _ = agent_stopped.await;
+        },
+    ));
+
     let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
-    println!("Gantry dev cluster: 3 managers (auth off: any client can write)");
+    println!("Gantry dev cluster: 3 managers and 1 agent (auth off: any client can write)");
+    println!("  API       {}", urls[0]);
     for (i, url) in urls.iter().enumerate() {
         println!("  manager {}  {url}", i + 1);
     }
+    println!("  agent     node {node_name}");
     println!("  data      {}", root.path().display());
     println!();
     println!("Submit the example job:");
@@ -61,6 +86,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("Ctrl-C stops the cluster.");
 
     super::shutdown::signal().await;
+    // The agent first: it stops and removes its containers, then the managers stop.
+    let _ = stop_agent.send(());
+    match agent.await {
+        Ok(Err(e)) => eprintln!("agent stopped with an error: {e:#}"),
+        Err(e) => eprintln!("agent task failed: {e}"),
+        Ok(Ok(())) => {}
+    }
     let _ = stop.send(());
     for manager in managers {
         if let Ok(Err(e)) = manager.await {

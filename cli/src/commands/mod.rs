@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod agent;
 pub mod dev;
 pub mod server;
 pub mod shutdown;

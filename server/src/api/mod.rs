@@ -9,6 +9,7 @@ mod consistency;
 mod error;
 mod jobs;
 mod leader;
+mod logs;
 mod nodes;
 mod peers;
 mod status;
@@ -43,6 +44,7 @@ pub fn router(manager: Arc<Manager>, dispatcher: &Arc<crate::dispatcher::Dispatc
         .route("/v1/nodes/{id}/eligibility", post(nodes::eligibility))
         .route("/v1/allocations", get(allocations::list))
         .route("/v1/allocations/{id}", get(allocations::get))
+        .route("/v1/allocations/{id}/logs", get(logs::get))
         .route("/v1/jobs/{id}/plan", post(jobs::plan))
         .layer(DefaultBodyLimit::max(manager.config.max_body_bytes))
         .route_layer(middleware::from_fn_with_state(

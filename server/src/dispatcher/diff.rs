@@ -6,14 +6,17 @@
 //! upsert; one that left the set is a removal. The cost is O(allocations on the node) per
 //! comparison, made at most once per applied-index notice (see `signals`).
 
-use gantry_api::session::matters_to_agent;
+use gantry_api::job::JobSpec;
+use gantry_api::session::{matters_to_agent, JobVersionSpec};
 use gantry_api::Allocation;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-/// What the agent holds: allocation id → the `modify_index` it was sent at.
+/// What the agent holds: allocation id → the `modify_index` it was sent at, and the job
+/// versions whose specs it was sent.
 #[derive(Debug, Default)]
 pub struct Sent {
     by_id: HashMap<String, u64>,
+    job_versions: HashSet<(String, u64)>,
 }
 
 /// The changes between what was sent and the node's current set.
@@ -30,6 +33,7 @@ impl Sent {
         on_node: impl IntoIterator<Item = &'a Allocation>,
     ) -> Vec<Allocation> {
         self.by_id.clear();
+        self.job_versions.clear();
         let set: Vec<Allocation> = on_node
             .into_iter()
             .filter(|a| matters_to_agent(a))
@@ -40,6 +44,30 @@ impl Sent {
                 .insert(allocation.id.clone(), allocation.modify_index);
         }
         set
+    }
+
+    /// The specs of the job versions `allocations` run that were not sent yet (found
+    /// with `spec_of`; a version no longer kept is left out), remembering them as sent.
+    pub fn new_job_versions<'a>(
+        &mut self,
+        allocations: &[Allocation],
+        spec_of: impl Fn(&str, u64) -> Option<&'a JobSpec>,
+    ) -> Vec<JobVersionSpec> {
+        let mut jobs = Vec::new();
+        for allocation in allocations {
+            let key = (allocation.job_id.clone(), allocation.job_version);
+            if self.job_versions.contains(&key) {
+                continue;
+            }
+            if let Some(spec) = spec_of(&key.0, key.1) {
+                jobs.push(JobVersionSpec {
+                    version: key.1,
+                    spec: spec.clone(),
+                });
+                self.job_versions.insert(key);
+            }
+        }
+        jobs
     }
 
     /// The changes since the last call (or `complete`), or `None` if there are none;
@@ -107,7 +135,7 @@ mod tests {
         ];
         let mut sent = Sent::default();
         let set = sent.complete(&node);
-        assert_eq!(ids(&set), vec!["a", "stopping", "failed-run"]);
+        assert_eq!(ids(&set), vec!["a", "stopping"]);
         assert_eq!(sent.changes(&node), None, "nothing changed since");
     }
 
@@ -135,6 +163,29 @@ mod tests {
         assert!(changes.upserts.is_empty());
         assert_eq!(changes.removals, vec!["b"]);
         assert_eq!(sent.changes(&later), None);
+    }
+
+    #[test]
+    fn each_job_version_is_sent_once_per_session() {
+        let spec: JobSpec = serde_json::from_str(
+            r#"{"id":"web","tasks":[{"name":"main","image":"i",
+            "resources":{"cpu_millis":100,"memory_mb":32}}]}"#,
+        )
+        .unwrap();
+        let spec_of = |id: &str, version: u64| (id == "web" && version == 1).then_some(&spec);
+        let mut sent = Sent::default();
+        let set = sent.complete(&[run("a", 1), run("b", 1)]);
+        let jobs = sent.new_job_versions(&set, spec_of);
+        assert_eq!(jobs.len(), 1, "two allocations of one version: one spec");
+        assert!(sent.new_job_versions(&[run("c", 2)], spec_of).is_empty());
+        let mut other = run("d", 3);
+        other.job_version = 7;
+        assert!(
+            sent.new_job_versions(&[other], spec_of).is_empty(),
+            "a version no longer kept is left out"
+        );
+        sent.complete(&[run("a", 1)]);
+        assert_eq!(sent.new_job_versions(&[run("a", 1)], spec_of).len(), 1);
     }
 
     #[test]

@@ -67,12 +67,19 @@ async fn run(dispatcher: Arc<Dispatcher>, node_id: String, term: u64, out: mpsc:
 
     // The index is read before the state, so the state is at least that new.
     let index = dispatcher.manager.applied_index();
-    let allocations = {
+    let (allocations, jobs) = {
         let state = dispatcher.manager.state.read();
-        sent.complete(state.allocations.on_node(&node_id))
+        let allocations = sent.complete(state.allocations.on_node(&node_id));
+        let jobs = sent.new_job_versions(&allocations, |id, v| state.jobs.spec_at(id, v));
+        (allocations, jobs)
     };
     tracing::debug!(node = %node_id, index, count = allocations.len(), "session opened");
-    if !send(&out, &SessionMessage::Complete { index, allocations }).await {
+    let complete = SessionMessage::Complete {
+        index,
+        allocations,
+        jobs,
+    };
+    if !send(&out, &complete).await {
         return;
     }
 
@@ -87,13 +94,18 @@ async fn run(dispatcher: Arc<Dispatcher>, node_id: String, term: u64, out: mpsc:
                 let index = *applied.borrow_and_update();
                 let changes = {
                     let state = dispatcher.manager.state.read();
-                    sent.changes(state.allocations.on_node(&node_id))
+                    sent.changes(state.allocations.on_node(&node_id)).map(|changes| {
+                        let jobs = sent
+                            .new_job_versions(&changes.upserts, |id, v| state.jobs.spec_at(id, v));
+                        (changes, jobs)
+                    })
                 };
-                if let Some(changes) = changes {
+                if let Some((changes, jobs)) = changes {
                     let message = SessionMessage::Increment {
                         index,
                         upserts: changes.upserts,
                         removals: changes.removals,
+                        jobs,
                     };
                     if !send(&out, &message).await {
                         return;

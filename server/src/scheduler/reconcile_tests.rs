@@ -61,6 +61,7 @@ impl Sim {
             port_range: Default::default(),
             labels: Default::default(),
             drivers: vec!["docker".into()],
+            agent_addr: None,
         };
         self.apply(vec![
             Command::RegisterNode {

@@ -20,6 +20,14 @@ pub struct Jobs {
 }
 
 impl Jobs {
+    /// The spec of one kept version of a job.
+    pub fn spec_at(&self, id: &str, version: u64) -> Option<&JobSpec> {
+        self.versions
+            .get(id)?
+            .get(&version)
+            .map(|record| &record.spec)
+    }
+
     /// Registers a job, or a new version of it if the spec changed.
     pub fn register(
         &mut self,

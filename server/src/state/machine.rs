@@ -414,6 +414,7 @@ mod tests {
             port_range: Default::default(),
             labels: Default::default(),
             drivers: vec!["docker".into()],
+            agent_addr: None,
         }
     }
 

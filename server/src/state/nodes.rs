@@ -31,6 +31,7 @@ impl Nodes {
                 port_range: registration.port_range,
                 labels: registration.labels,
                 drivers: registration.drivers,
+                agent_addr: registration.agent_addr,
                 modify_index: index,
                 ..existing.clone()
             },
@@ -42,6 +43,7 @@ impl Nodes {
                 port_range: registration.port_range,
                 labels: registration.labels,
                 drivers: registration.drivers,
+                agent_addr: registration.agent_addr,
                 status: NodeStatus::Initializing,
                 eligibility: Eligibility::Eligible,
                 drain: false,

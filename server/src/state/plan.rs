@@ -201,6 +201,7 @@ mod tests {
             port_range: Default::default(),
             labels: Default::default(),
             drivers: vec!["docker".into()],
+            agent_addr: None,
         };
         nodes.register(1, registration, 0, &mut writes);
         nodes.set_status(1, name, NodeStatus::Ready, 0, &mut writes);

@@ -340,6 +340,7 @@ impl World {
                 port_range: Default::default(),
                 labels: Default::default(),
                 drivers: vec!["docker".into()],
+                agent_addr: None,
             };
             self.nodes
                 .register(self.index, registration, 0, &mut writes);

@@ -83,6 +83,7 @@ mod tests {
             },
             labels: [("zone".to_string(), "a".to_string())].into(),
             drivers: vec!["docker".into()],
+            agent_addr: None,
             status,
             eligibility,
             drain,

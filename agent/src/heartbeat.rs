@@ -1,0 +1,82 @@
+//! The heartbeat: proves the agent is alive and carries its status reports.
+//!
+//! It runs as its own task so that a slow engine (a big image, a stuck `docker stop`)
+//! never delays it: the node is declared down after its TTL without one. It beats every
+//! TTL / 3 (the TTL comes back with every answer and grows with the cluster), and sooner
+//! when reports are waiting — at most one beat per [`REPORT_COALESCE`], which lets a
+//! burst of state changes travel in one request. The leader answers once the reports
+//! are committed; a failed beat leaves them pending for the next one. A `404` means the
+//! managers do not know the node (any more): it registers again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gantry_api::session::Heartbeat;
+use gantry_api::Client;
+use tokio::time::Instant;
+
+use crate::registration::Registrar;
+use crate::reports::Reports;
+
+/// Reports recorded within this long of each other travel together.
+const REPORT_COALESCE: Duration = Duration::from_millis(25);
+/// Wait after a failed beat before the next try (the TTL allows several).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(250);
+
+pub struct HeartbeatLoop {
+    pub client: Client,
+    pub registrar: Arc<Registrar>,
+    pub reports: Reports,
+    pub node_id: String,
+    pub ttl: Duration,
+}
+
+impl HeartbeatLoop {
+    /// Beats until the task is dropped.
+    pub async fn run(mut self) {
+        let mut next_beat = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_beat) => {}
+                _ = self.reports.recorded() => {
+                    tokio::time::sleep(REPORT_COALESCE).await;
+                }
+            }
+            next_beat = Instant::now() + self.beat().await;
+        }
+    }
+
+    /// Sends one heartbeat with the pending reports; returns how long until the next.
+    async fn beat(&mut self) -> Duration {
+        let batch = self.reports.take_batch();
+        let heartbeat = Heartbeat {
+            node_id: self.node_id.clone(),
+            updates: batch.reports.clone(),
+        };
+        match self.client.heartbeat(&heartbeat).await {
+            Ok(ack) => {
+                self.reports.acknowledge(&batch);
+                self.ttl = Duration::from_millis(ack.heartbeat_ttl_ms);
+                if !batch.reports.is_empty() {
+                    tracing::debug!(reports = batch.reports.len(), "reports committed");
+                }
+                if self.reports.is_empty() {
+                    self.ttl / 3
+                } else {
+                    REPORT_COALESCE
+                }
+            }
+            Err(e) if e.is_not_found() => {
+                tracing::warn!("the managers do not know this node: registering again");
+                let (node_id, ttl) = self.registrar.register().await;
+                self.node_id = node_id;
+                self.ttl = ttl;
+                Duration::ZERO
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                RETRY_AFTER_FAILURE.min(self.ttl / 3)
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! What a driver is given to start one task of an allocation: the task's spec, the host
+//! ports the managers assigned to it, and the environment that tells the task who and
+//! where it is (`GANTRY_ALLOC_ID`, `GANTRY_PORT_<NAME>`, ...).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use gantry_api::job::TaskSpec;
+use gantry_api::Allocation;
+
+use crate::driver::{LaunchPort, TaskLaunch};
+
+pub fn task_launch(
+    allocation: &Allocation,
+    task: &TaskSpec,
+    node_address: &str,
+    alloc_dir: &Path,
+) -> TaskLaunch {
+    let ports = task_ports(allocation, &task.name);
+    let mut extra_env = BTreeMap::from([
+        ("GANTRY_ALLOC_ID".to_string(), allocation.id.clone()),
+        ("GANTRY_JOB".to_string(), allocation.job_id.clone()),
+        ("GANTRY_TASK".to_string(), task.name.clone()),
+        ("GANTRY_NODE_ADDRESS".to_string(), node_address.to_string()),
+    ]);
+    for port in &ports {
+        extra_env.insert(
+            format!("GANTRY_PORT_{}", env_name(&port.name)),
+            port.host_port.to_string(),
+        );
+    }
+    TaskLaunch {
+        alloc_id: allocation.id.clone(),
+        job_id: allocation.job_id.clone(),
+        task: task.clone(),
+        ports,
+        extra_env,
+        alloc_dir: alloc_dir.to_path_buf(),
+    }
+}
+
+/// The host ports assigned to one task of the allocation.
+pub fn task_ports(allocation: &Allocation, task: &str) -> Vec<LaunchPort> {
+    allocation
+        .ports
+        .iter()
+        .filter(|p| p.task == task)
+        .map(|p| LaunchPort {
+            name: p.name.clone(),
+            container_port: p.container_port,
+            host_port: p.host_port,
+        })
+        .collect()
+}
+
+/// `http-alt` → `HTTP_ALT`: a port name as an environment variable suffix.
+fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_become_environment_variables() {
+        assert_eq!(env_name("http-alt.2"), "HTTP_ALT_2");
+    }
+}
