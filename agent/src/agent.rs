@@ -111,6 +111,7 @@ pub async fn run(
                 reports,
                 node_id: node_id.clone(),
                 ttl,
+                failures: 0,
             };
             let session = SessionLoop {
                 client,

@@ -29,6 +29,8 @@ pub struct HeartbeatLoop {
     pub reports: Reports,
     pub node_id: String,
     pub ttl: Duration,
+    /// Beats failed in a row (only the first of a run is logged as a warning).
+    pub failures: u32,
 }
 
 impl HeartbeatLoop {
@@ -55,6 +57,10 @@ impl HeartbeatLoop {
         };
         match self.client.heartbeat(&heartbeat).await {
             Ok(ack) => {
+                if self.failures > 0 {
+                    tracing::info!(failed = self.failures, "heartbeats answered again");
+                    self.failures = 0;
+                }
                 self.reports.acknowledge(&batch);
                 self.ttl = Duration::from_millis(ack.heartbeat_ttl_ms);
                 if !batch.reports.is_empty() {
@@ -74,7 +80,12 @@ impl HeartbeatLoop {
                 Duration::ZERO
             }
             Err(e) => {
-                tracing::warn!(error = %e, "heartbeat failed");
+                self.failures += 1;
+                if self.failures == 1 {
+                    tracing::warn!(error = %e, "heartbeat failed; retrying");
+                } else {
+                    tracing::debug!(error = %e, failures = self.failures, "heartbeat failed");
+                }
                 RETRY_AFTER_FAILURE.min(self.ttl / 3)
             }
         }

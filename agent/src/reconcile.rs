@@ -78,7 +78,7 @@ impl Reconciler {
                     .iter()
                     .filter_map(|id| self.runners.remove(id))
                     .collect();
-                remove_runners(leaving).await;
+                tokio::spawn(remove_runners(leaving));
                 for allocation in upserts {
                     self.upsert(allocation, &mut Vec::new());
                 }
@@ -111,11 +111,11 @@ impl Reconciler {
             .iter()
             .filter_map(|id| self.runners.remove(id))
             .collect();
-        remove_runners(leaving).await;
+        tokio::spawn(remove_runners(leaving));
         for allocation in allocations {
             self.upsert(allocation, &mut found);
         }
-        self.remove_unowned(found).await;
+        self.remove_unowned(found);
     }
 
     /// A new or changed allocation: start its runner, or pass the news to it.
@@ -154,10 +154,12 @@ impl Reconciler {
         self.runners.insert(id, runner);
     }
 
-    /// Removes engine tasks no runner owns: leftovers of allocations the managers no
-    /// longer assign here.
-    async fn remove_unowned(&self, found: Vec<FoundTask>) {
+    /// Removes engine tasks no runner owns — leftovers of allocations the managers no
+    /// longer assign here — all at once and in the background, so that new work is not
+    /// held up by their stop grace.
+    fn remove_unowned(&self, found: Vec<FoundTask>) {
         let grace = self.context.stop_grace;
+        let mut removals = Vec::new();
         for task in found {
             if self.runners.contains_key(&task.alloc_id) {
                 continue;
@@ -167,17 +169,23 @@ impl Reconciler {
                 .drivers
                 .iter()
                 .find(|d| d.name() == task.handle.driver)
+                .cloned()
             else {
                 continue;
             };
             tracing::info!(alloc = %task.alloc_id, task = %task.task, id = %task.handle.id,
                 "removing a task no longer assigned to this node");
-            if let Err(e) = driver.stop(&task.handle, grace).await {
-                tracing::warn!(id = %task.handle.id, error = %e, "cannot stop a stale task");
-            }
-            if let Err(e) = driver.remove(&task.handle).await {
-                tracing::warn!(id = %task.handle.id, error = %e, "cannot remove a stale task");
-            }
+            removals.push(async move {
+                if let Err(e) = driver.stop(&task.handle, grace).await {
+                    tracing::warn!(id = %task.handle.id, error = %e, "cannot stop a stale task");
+                }
+                if let Err(e) = driver.remove(&task.handle).await {
+                    tracing::warn!(id = %task.handle.id, error = %e, "cannot remove a stale task");
+                }
+            });
+        }
+        if !removals.is_empty() {
+            tokio::spawn(futures::future::join_all(removals));
         }
     }
 
@@ -193,7 +201,8 @@ impl Reconciler {
     }
 }
 
-/// Removes runners (and what they run) concurrently.
+/// Removes runners (and what they run) concurrently. For allocations that left the set
+/// it runs in the background: their ids never come back, so nothing waits on them.
 async fn remove_runners(runners: Vec<RunnerHandle>) {
     futures::future::join_all(runners.into_iter().map(RunnerHandle::remove)).await;
 }
