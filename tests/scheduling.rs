@@ -1,5 +1,5 @@
 //! End-to-end scheduling against three real managers, with agents simulated in this test
-//! process (`support/sim_agent.rs`): they register, hold a session, and report every
+//! process (`gantry_api::sim_agent`): they register, hold a session, and report every
 //! allocation they are given `running` (or `complete` once told to stop).
 //!
 //! Scenarios: scale 0→50→10; a dead node's work is replaced elsewhere; a leader failover
@@ -9,8 +9,6 @@
 //! why, on every manager until room appears. Durations are printed; only generous bounds
 //! are asserted.
 
-#[path = "support/sim_agent.rs"]
-mod sim_agent;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use gantry_api::client::AllocationFilter;
 use gantry_api::jobs::job_status;
+use gantry_api::sim_agent::SimAgent;
 use gantry_api::{
     Allocation, Client, ClientOptions, ClientState, DesiredState, Eligibility, NodeStatus,
 };
 use serde_json::{json, Value};
-use sim_agent::SimAgent;
 use support::{wait_until, Cluster};
 
 /// A new leader marks nothing down for 2 × TTL (3 s) after its election; scenarios that

@@ -14,6 +14,8 @@ pub mod jobs;
 pub mod node;
 pub mod scheduling;
 pub mod session;
+#[cfg(feature = "sim-agent")]
+pub mod sim_agent;
 pub mod status;
 
 pub use allocation::{Allocation, ClientState, DesiredState, Health, PortAssignment};

@@ -30,7 +30,7 @@ pub struct AgentArgs {
     pub driver: Option<String>,
 
     /// A node label for placement constraints, KEY=VALUE; repeat for several.
-    #[arg(long = "label", env = "GANTRY_LABELS", value_delimiter = ',', value_parser = parse_label)]
+    #[arg(long = "label", env = "GANTRY_LABEL", value_delimiter = ',', value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
 
     /// CPU to offer, in millicores (default: what the machine has).

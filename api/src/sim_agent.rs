@@ -1,5 +1,9 @@
-//! A simulated agent for process-level scheduling tests, speaking the session protocol
-//! through the `gantry-api` client (see `gantry_api::session`).
+//! A simulated agent — a fake, for process-level tests and the load tester — speaking
+//! the real session protocol through this crate's client (see [`crate::session`]).
+//! Built only with the `sim-agent` feature.
+//!
+//! It starts nothing: it stands in for a node so that tests and benchmarks can attach
+//! hundreds or thousands of nodes to real managers from one process.
 //!
 //! It registers its node, holds one session (reopening it whenever it ends), applies the
 //! complete sets and increments it receives, and reports through its heartbeats every
@@ -7,16 +11,13 @@
 //! `complete`. It heartbeats every TTL/3, and at once when the session brought something
 //! to report. [`SimAgent::kill`] stops everything at once: no more heartbeats, the session
 //! drops — a dead node.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gantry_api::session::{AllocationReport, Heartbeat, SessionMessage};
-use gantry_api::{
-    Allocation, Client, ClientState, DesiredState, Health, NodeRegistration, Resources,
-};
+use crate::session::{AllocationReport, Heartbeat, SessionMessage};
+use crate::{Allocation, Client, ClientState, DesiredState, Health, NodeRegistration, Resources};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
