@@ -197,3 +197,103 @@ impl GantryCluster {
 pub(crate) fn path_arg(p: &Path) -> String {
     PathBuf::from(p).to_string_lossy().into_owned()
 }
+
+/// The job, allocation and node endpoints of one manager, for scenarios that
+/// drive workloads rather than raw writes (`engine`).
+pub struct GantryApi {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// What `GET /v1/allocations?job=` says about one job.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllocationCounts {
+    /// Allocations the managers want running (`desired: run`).
+    pub placed: usize,
+    /// Of those, the ones the agent reports `running`.
+    pub running: usize,
+}
+
+impl GantryApi {
+    pub fn new(base: String, timeout: Duration) -> Result<GantryApi> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_millis(500))
+            .build()?;
+        Ok(GantryApi { base, http })
+    }
+
+    /// `POST /v1/jobs`; Ok once the server answers 2xx (the job is committed).
+    pub async fn submit_job(&self, spec: &Value) -> Result<()> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/jobs", self.base))
+            .json(spec)
+            .send()
+            .await?;
+        expect_success(resp, "POST /v1/jobs").await
+    }
+
+    /// `DELETE /v1/jobs/{id}`: stop every instance and remove the job.
+    pub async fn delete_job(&self, id: &str) -> Result<()> {
+        let resp = self
+            .http
+            .delete(format!("{}/v1/jobs/{id}", self.base))
+            .send()
+            .await?;
+        expect_success(resp, &format!("DELETE /v1/jobs/{id}")).await
+    }
+
+    /// How many of job `id`'s allocations are placed and running
+    /// (linearizable read).
+    pub async fn allocation_counts(&self, id: &str) -> Result<AllocationCounts> {
+        let list = self.get_array(&format!("/v1/allocations?job={id}")).await?;
+        let placed: Vec<&Value> = list.iter().filter(|a| a["desired"] == "run").collect();
+        Ok(AllocationCounts {
+            placed: placed.len(),
+            running: placed
+                .iter()
+                .filter(|a| a["client_state"] == "running")
+                .count(),
+        })
+    }
+
+    /// The status (`initializing`, `ready`, `down`) of the node named `name`,
+    /// `None` while it is not registered.
+    pub async fn node_status(&self, name: &str) -> Result<Option<String>> {
+        let nodes = self.get_array("/v1/nodes").await?;
+        Ok(nodes
+            .iter()
+            .find(|n| n["name"] == name)
+            .map(|n| n["status"].as_str().unwrap_or("").to_owned()))
+    }
+
+    async fn get_array(&self, path: &str) -> Result<Vec<Value>> {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await?;
+        let code = resp.status();
+        let body: Value = resp
+            .json()
+            .await
+            .with_context(|| format!("GET {path}: body"))?;
+        if !code.is_success() {
+            bail!("GET {path}: {code}: {body}");
+        }
+        match body {
+            Value::Array(items) => Ok(items),
+            other => bail!("GET {path}: expected a list, got {other}"),
+        }
+    }
+}
+
+async fn expect_success(resp: reqwest::Response, what: &str) -> Result<()> {
+    let code = resp.status();
+    if code.is_success() {
+        return Ok(());
+    }
+    let text = resp.text().await.unwrap_or_default();
+    bail!(
+        "{what}: {code}: {}",
+        text.chars().take(500).collect::<String>()
+    )
+}

@@ -11,12 +11,17 @@
 //! error, on Ctrl-C (the scenario's future is dropped, and with it the
 //! process guards) and on panic (the guards drop while unwinding).
 
+mod agent;
 mod cluster;
+mod engine;
 mod etcd;
+#[allow(dead_code)] // used by the chaos scenario (in progress)
+mod linearizability;
 mod process;
 mod progress;
 mod scenarios;
 mod stats;
+mod swarm;
 mod system;
 
 use std::path::PathBuf;
@@ -25,7 +30,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use scenarios::{failover, writes};
+use scenarios::{chaos, failover, packing, place, writes};
 use system::Setup;
 
 /// Load, failover and chaos scenarios against real Gantry processes.
@@ -76,6 +81,10 @@ struct Cli {
 enum Scenario {
     Writes(writes::WritesArgs),
     Failover(failover::FailoverArgs),
+    Engine(scenarios::engine::EngineArgs),
+    Packing(packing::PackingArgs),
+    Chaos(chaos::ChaosArgs),
+    Place(place::PlaceArgs),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
@@ -88,6 +97,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let (passed, report) = match &cli.scenario {
         Scenario::Writes(args) => writes::run(args, &setup).await?,
         Scenario::Failover(args) => failover::run(args, &setup).await?,
+        Scenario::Engine(args) => scenarios::engine::run(args, &setup).await?,
+        Scenario::Packing(args) => packing::run(args).await?,
+        Scenario::Chaos(args) => chaos::run(args, &setup).await?,
+        Scenario::Place(args) => place::run(args, &setup).await?,
     };
     if let Some(path) = &cli.json {
         stats::write_json(path, &report)?;

@@ -118,6 +118,26 @@ impl Proc {
         &self.spec.log
     }
 
+    /// The OS process id while it runs (for the chaos scenario's cgroups).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Send `signal` (e.g. SIGSTOP, SIGCONT) to the process; a no-op if it
+    /// is not running.
+    pub fn signal(&self, signal: libc::c_int) -> Result<()> {
+        let Some(pid) = self.pid() else {
+            return Ok(());
+        };
+        // SAFETY: kill(2) on our own child's pid; the child is not reaped
+        // while `self.child` holds it, so the pid cannot be reused.
+        if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("signal {signal} to {}", self.spec.name));
+        }
+        Ok(())
+    }
+
     /// The last `lines` lines of the log, for error reports.
     pub fn log_tail(&self, lines: usize) -> String {
         tail(&self.spec.log, lines)

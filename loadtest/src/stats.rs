@@ -226,6 +226,11 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// The smallest of `v` (0 when empty, like [`max`] and [`median`]).
+pub fn min(v: &[f64]) -> f64 {
+    v.iter().copied().reduce(f64::min).unwrap_or(0.0)
+}
+
 pub fn max(v: &[f64]) -> f64 {
     v.iter().copied().fold(0.0, f64::max)
 }
@@ -259,6 +264,12 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn min_of_values_and_of_none() {
+        assert_eq!(min(&[3.0, 1.5, 2.0]), 1.5);
+        assert_eq!(min(&[]), 0.0);
     }
 
     #[test]

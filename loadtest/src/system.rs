@@ -189,7 +189,7 @@ impl System {
 
     /// An error for a run that cannot go on: the message, the tails of the
     /// logs, and the temp dir kept (not removed at the end) as evidence.
-    fn fail(&mut self, msg: String) -> anyhow::Error {
+    pub fn fail(&mut self, msg: String) -> anyhow::Error {
         self.dir.disable_cleanup(true);
         anyhow::anyhow!(
             "{msg}\n{}(data dirs and full logs kept under {})",
@@ -297,6 +297,26 @@ impl System {
         match &mut self.inner {
             Inner::Gantry(c) => c.kill(i),
             Inner::Etcd(c) => c.kill(i),
+        }
+    }
+
+    /// The OS pid of node `i` while it runs.
+    pub fn pid(&mut self, i: usize) -> Option<u32> {
+        self.proc_mut(i).and_then(|p| p.pid())
+    }
+
+    /// Send `signal` to node `i` (SIGSTOP / SIGCONT for the chaos scenario).
+    pub fn signal(&mut self, i: usize, signal: libc::c_int) -> Result<()> {
+        match self.proc_mut(i) {
+            Some(p) => p.signal(signal),
+            None => Ok(()),
+        }
+    }
+
+    fn proc_mut(&mut self, i: usize) -> Option<&mut crate::process::Proc> {
+        match &mut self.inner {
+            Inner::Gantry(c) => c.procs_mut().nth(i),
+            Inner::Etcd(c) => c.procs_mut().nth(i),
         }
     }
 

@@ -15,6 +15,13 @@
 //! ~2 s per-request timeout, and on any error the *same* job id is retried on
 //! the next manager until it is acknowledged (so an id is never abandoned
 //! half-written while the run lasts).
+//!
+//! With `--agents S` (Gantry only), S simulated agents (fakes, in this
+//! process: `place::fleet`) hold sessions throughout, and each kill is also
+//! judged from the nodes' side: how long until every agent has a session with
+//! a manager again, and — once the new leader's grace (2 × TTL) has passed —
+//! that no node was marked `down` (a failover must not be mistaken for dead
+//! nodes).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +35,7 @@ use crate::progress::{Counters, Progress};
 use crate::stats::{fmt_ms, fmt_ratio, max, median, ratio_json, round3, ErrorCounts, Table};
 use crate::system::{send_write, Endpoints, Kind, Setup, System};
 
+use super::place::fleet::{wall_ms, Fleet, NodeSize};
 use super::{systems_to_run, Compare};
 
 /// Leader failover under write load: SIGKILL the leader repeatedly, measure
@@ -73,6 +81,14 @@ pub struct FailoverArgs {
     /// Run only this system (e.g. `--only etcd`).
     #[arg(long, value_enum, hide = true)]
     pub only: Option<Kind>,
+    /// Attach this many simulated agents during the run (Gantry only): per
+    /// kill, also measure when every agent has a session again, and fail if
+    /// any node is marked down.
+    #[arg(long, default_value_t = 0)]
+    pub agents: usize,
+    /// After a kill, how long every agent may take to have a session again.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub session_timeout: Duration,
 }
 
 /// One kill and what followed it. Times are from the scenario's start.
@@ -88,6 +104,29 @@ struct Kill {
     /// (or the end of writing). Filled in once the writers are done.
     gap: Duration,
     acks_in_window: usize,
+    /// With agents: what the nodes saw of this kill.
+    agents: Option<AgentsAfterKill>,
+}
+
+/// One kill seen from the simulated agents.
+#[derive(Debug, Clone, Copy, Default)]
+struct AgentsAfterKill {
+    /// Kill → the last agent received a complete set again (a new session).
+    sessions_back: Option<Duration>,
+    /// Agents with no new session within `--session-timeout`.
+    without_session: usize,
+    /// After the new leader's grace: this fleet's nodes `down`, and nodes whose
+    /// status changed since the kill (a down and back up counts here).
+    nodes_down: Option<usize>,
+    nodes_changed: Option<usize>,
+}
+
+impl AgentsAfterKill {
+    fn wrongly_down(&self) -> usize {
+        self.nodes_down
+            .unwrap_or(0)
+            .max(self.nodes_changed.unwrap_or(0))
+    }
 }
 
 struct Outcome {
@@ -101,9 +140,29 @@ struct Outcome {
     stored: Option<usize>,
     lost: Option<Vec<String>>,
     failure: Option<String>,
+    /// Simulated agents attached (0: none; always 0 for etcd).
+    agents: usize,
+    /// Kills after which a node was wrongly marked down, or an agent got no session.
+    agent_failures: Vec<String>,
 }
 
 impl Outcome {
+    fn sessions_back_ms(&self) -> Vec<f64> {
+        self.kills
+            .iter()
+            .filter_map(|k| k.agents.and_then(|a| a.sessions_back))
+            .map(ms)
+            .collect()
+    }
+
+    fn wrongly_down(&self) -> usize {
+        self.kills
+            .iter()
+            .filter_map(|k| k.agents)
+            .map(|a| a.wrongly_down())
+            .sum()
+    }
+
     fn gaps_ms(&self) -> Vec<f64> {
         self.kills.iter().map(|k| ms(k.gap)).collect()
     }
@@ -117,7 +176,9 @@ impl Outcome {
     }
 
     fn passed(&self) -> bool {
-        self.failure.is_none() && self.lost.as_ref().is_some_and(Vec::is_empty)
+        self.failure.is_none()
+            && self.agent_failures.is_empty()
+            && self.lost.as_ref().is_some_and(Vec::is_empty)
     }
 
     fn to_json(&self) -> Value {
@@ -132,7 +193,16 @@ impl Outcome {
                 "write_gap_ms": round3(ms(k.gap)),
                 "caught_up_after_ms": k.catch_up.map(|d| round3(ms(d))),
                 "acks_until_next_kill": k.acks_in_window,
+                "agents_sessions_back_after_ms": k.agents.and_then(|a| a.sessions_back).map(|d| round3(ms(d))),
+                "agents_without_session": k.agents.map(|a| a.without_session),
+                "nodes_down_after_grace": k.agents.and_then(|a| a.nodes_down),
+                "nodes_status_changed_since_kill": k.agents.and_then(|a| a.nodes_changed),
             })).collect::<Vec<_>>(),
+            "agents": self.agents,
+            "median_sessions_back_ms": (self.agents > 0).then(|| round3(median(&self.sessions_back_ms()))),
+            "max_sessions_back_ms": (self.agents > 0).then(|| round3(max(&self.sessions_back_ms()))),
+            "nodes_wrongly_down": (self.agents > 0).then(|| self.wrongly_down()),
+            "agent_failures": self.agent_failures,
             "baseline_gap_ms": round3(ms(self.baseline_gap)),
             "median_gap_ms": round3(median(&self.gaps_ms())),
             "max_gap_ms": round3(max(&self.gaps_ms())),
@@ -182,6 +252,7 @@ pub async fn run(args: &FailoverArgs, setup: &Setup) -> Result<(bool, Value)> {
             "managers": args.managers,
             "request_timeout_s": args.request_timeout.as_secs_f64(),
             "max_requests": args.max_requests,
+            "agents": args.agents,
         },
         "results": outcomes.iter().map(Outcome::to_json).collect::<Vec<_>>(),
         "ratio_gantry_to_etcd": ratios(&outcomes),
@@ -192,6 +263,12 @@ pub async fn run(args: &FailoverArgs, setup: &Setup) -> Result<(bool, Value)> {
 
 async fn run_one(kind: Kind, args: &FailoverArgs, setup: &Setup) -> Result<Outcome> {
     let mut sys = System::start(kind, args.managers, setup).await?;
+    // etcd has no agents: the agent figures are Gantry's alone.
+    let fleet = match kind {
+        Kind::Gantry if args.agents > 0 => Some(attach_agents(&mut sys, args, setup).await?),
+        _ => None,
+    };
+    let mut agent_failures = Vec::new();
     let all: Vec<usize> = (0..sys.len()).collect();
     let endpoints = sys.endpoints(&all);
     let counters = Arc::new(Counters::default());
@@ -232,7 +309,23 @@ async fn run_one(kind: Kind, args: &FailoverArgs, setup: &Setup) -> Result<Outco
             break;
         }
         match kill_once(&mut sys, args, &progress, n, t0).await {
-            Ok(k) => kills.push(k),
+            Ok((mut kill, at)) => {
+                if let Some(fleet) = &fleet {
+                    let checked = check_agents(&mut sys, fleet, args, &progress, &kill, at).await;
+                    match checked {
+                        Ok((seen, problem)) => {
+                            kill.agents = Some(seen);
+                            agent_failures.extend(problem.map(|p| format!("kill {}: {p}", n + 1)));
+                        }
+                        Err(e) => {
+                            failure = Some(format!("{e:#}"));
+                            kills.push((kill, at));
+                            break;
+                        }
+                    }
+                }
+                kills.push((kill, at));
+            }
             Err(e) => {
                 failure = Some(format!("{e:#}"));
                 break;
@@ -301,8 +394,97 @@ async fn run_one(kind: Kind, args: &FailoverArgs, setup: &Setup) -> Result<Outco
         stored,
         lost,
         failure,
+        agents: fleet.as_ref().map_or(0, Fleet::len),
+        agent_failures,
     })
-    // `sys` drops here: every process is killed, then its temp dir removed.
+    // `fleet` and `sys` drop here: the agents stop, every process is killed,
+    // then its temp dir removed.
+}
+
+/// Starts `--agents` simulated agents and waits until every node is `ready`.
+async fn attach_agents(sys: &mut System, args: &FailoverArgs, setup: &Setup) -> Result<Fleet> {
+    let prefix = format!("lt-fo-{}", std::process::id());
+    let size = NodeSize {
+        cpu_millis: 4000,
+        memory_mb: 8192,
+    };
+    let fleet = Fleet::start(&sys.urls(), &prefix, args.agents, size)?;
+    // Registration is one Raft write per node: allow ~10 ms each on top.
+    let budget = setup.startup_timeout + Duration::from_millis(10 * args.agents as u64);
+    let ready = fleet
+        .wait_ready(Instant::now() + budget, Duration::from_millis(200), |_| {})
+        .await;
+    sys.check_alive()?;
+    let took = ready?;
+    eprintln!(
+        "[failover gantry] {} simulated agents ready after {:.1}s (heartbeat TTL {:?})",
+        fleet.len(),
+        took.as_secs_f64(),
+        fleet.ttl()
+    );
+    Ok(fleet)
+}
+
+/// After the kill at `at`: wait until every agent has a session again, then until
+/// the new leader's grace (2 × TTL from its election) has passed, then count the
+/// fleet's nodes that are `down` or changed status since the kill. Returns the
+/// figures and, if a node was wrongly marked down or an agent got no session,
+/// why the run fails.
+async fn check_agents(
+    sys: &mut System,
+    fleet: &Fleet,
+    args: &FailoverArgs,
+    progress: &Progress,
+    kill: &Kill,
+    at: Instant,
+) -> Result<(AgentsAfterKill, Option<String>)> {
+    let kill_wall_ms = wall_ms().saturating_sub(at.elapsed().as_millis() as u64);
+    progress.phase(format!(
+        "kill at {:.1}s: waiting for every agent's session",
+        kill.at.as_secs_f64()
+    ));
+    let mut seen = AgentsAfterKill::default();
+    let deadline = at + args.session_timeout;
+    loop {
+        let (last, missing) = fleet.sessions_back_since(at);
+        if missing == 0 || Instant::now() >= deadline {
+            seen.sessions_back = last.filter(|_| missing == 0).map(|t| t - at);
+            seen.without_session = missing;
+            break;
+        }
+        sys.check_alive()?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing expires before 2 x TTL after the election; a node missed then is
+    // marked down within a check interval (250 ms) and a commit: allow 1 s more.
+    let elected = at + kill.election.unwrap_or_default();
+    let after_grace = elected + fleet.ttl() * 2 + Duration::from_millis(1250);
+    progress.phase("waiting out the new leader's grace");
+    watchful_sleep(sys, after_grace.saturating_duration_since(Instant::now())).await?;
+    let tally = fleet.node_tally(false, kill_wall_ms).await?;
+    seen.nodes_down = Some(tally.down);
+    seen.nodes_changed = Some(tally.changed_since);
+    let mut problems = Vec::new();
+    if seen.without_session > 0 {
+        problems.push(format!(
+            "{} agents had no session {:?} after the kill",
+            seen.without_session, args.session_timeout
+        ));
+    }
+    if seen.wrongly_down() > 0 {
+        problems.push(format!(
+            "{} nodes down and {} changed status after the grace (must be 0)",
+            tally.down, tally.changed_since
+        ));
+    }
+    eprintln!(
+        "[failover gantry] agents: every session back {} after the kill; nodes down {}, changed {}",
+        seen.sessions_back
+            .map_or("-".into(), |d| format!("{:.0} ms", ms(d))),
+        tally.down,
+        tally.changed_since
+    );
+    Ok((seen, (!problems.is_empty()).then(|| problems.join("; "))))
 }
 
 /// Kill the leader, wait for a new one, restart the old one, wait until it
@@ -348,6 +530,7 @@ async fn kill_once(
             catch_up: Some(catch_up),
             gap: Duration::ZERO,
             acks_in_window: 0,
+            agents: None,
         },
         at,
     ))
@@ -469,6 +652,16 @@ fn ratios(outcomes: &[Outcome]) -> Value {
     })
 }
 
+/// The per-kill cells of the agent figures: sessions back, nodes down.
+fn agent_cells(a: AgentsAfterKill) -> [String; 2] {
+    let down = match (a.nodes_down, a.nodes_changed) {
+        (Some(d), Some(c)) if c > d => format!("{d} (+{} flapped)", c - d),
+        (Some(d), _) => d.to_string(),
+        _ => "-".into(),
+    };
+    [a.sessions_back.map_or("-".into(), |d| fmt_ms(ms(d))), down]
+}
+
 fn print_report(args: &FailoverArgs, outcomes: &[Outcome]) {
     println!();
     println!(
@@ -481,7 +674,7 @@ fn print_report(args: &FailoverArgs, outcomes: &[Outcome]) {
     for o in outcomes {
         println!();
         println!("{}:", o.kind.name());
-        let mut t = Table::new([
+        let mut header = vec![
             "kill",
             "at s",
             "killed",
@@ -490,9 +683,13 @@ fn print_report(args: &FailoverArgs, outcomes: &[Outcome]) {
             "write gap ms",
             "caught up after ms",
             "acks to next kill",
-        ]);
+        ];
+        if o.agents > 0 {
+            header.extend(["sessions back after ms", "nodes down"]);
+        }
+        let mut t = Table::new(header);
         for (n, k) in o.kills.iter().enumerate() {
-            t.row([
+            let mut row = vec![
                 (n + 1).to_string(),
                 format!("{:.1}", k.at.as_secs_f64()),
                 (k.killed + 1).to_string(),
@@ -503,7 +700,11 @@ fn print_report(args: &FailoverArgs, outcomes: &[Outcome]) {
                 fmt_ms(ms(k.gap)),
                 k.catch_up.map(|d| fmt_ms(ms(d))).unwrap_or("-".into()),
                 k.acks_in_window.to_string(),
-            ]);
+            ];
+            if o.agents > 0 {
+                row.extend(agent_cells(k.agents.unwrap_or_default()));
+            }
+            t.row(row);
         }
         print!("{}", t.render());
         let lost = match &o.lost {
@@ -533,6 +734,18 @@ fn print_report(args: &FailoverArgs, outcomes: &[Outcome]) {
         );
         for s in o.errors.samples() {
             println!("  {s}");
+        }
+        if o.agents > 0 {
+            println!(
+                "{} simulated agents: every session back after a kill in median {} ms, max {} ms; nodes wrongly marked down: {} (must be 0)",
+                o.agents,
+                fmt_ms(median(&o.sessions_back_ms())),
+                fmt_ms(max(&o.sessions_back_ms())),
+                o.wrongly_down(),
+            );
+        }
+        for f in &o.agent_failures {
+            println!("FAILED (agents): {f}");
         }
         if let Some(f) = &o.failure {
             println!("FAILED: {f}");

@@ -2,7 +2,11 @@
 //! them, kills them, and returns its figures as JSON (besides printing its
 //! report) plus whether its checks passed.
 
+pub mod chaos;
+pub mod engine;
 pub mod failover;
+pub mod packing;
+pub mod place;
 pub mod writes;
 
 use crate::system::Kind;
