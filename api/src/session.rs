@@ -32,6 +32,8 @@
 //! the last answer. A heartbeat may carry status `updates`; it is answered
 //! once they are committed (the leader batches every agent's updates into
 //! one Raft entry about every 50 ms), so an error means "send them again".
+//! The leader waits at most a second for that commit and then answers `503`:
+//! the beat itself has counted, and the agent sends the updates again soon.
 //!
 //! **Not the leader**: a follower answers the leader-only routes with
 //! `421 Misdirected Request`, the error body with code `not_leader` plus a

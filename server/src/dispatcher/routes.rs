@@ -26,6 +26,11 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tokio::time::Instant;
 
+/// The longest a heartbeat waits for its reports to commit. The heartbeat itself has
+/// already counted (the node is alive); an agent whose reports did not make it in time
+/// sends them again on its next beat, which keeps beats flowing while Raft is slow.
+const REPORT_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub fn router(dispatcher: Arc<Dispatcher>) -> Router<Arc<Manager>> {
     Router::new()
         .route(REGISTER_PATH, post(register))
@@ -95,14 +100,20 @@ async fn heartbeat(
     if !updates.is_empty() {
         let unavailable = |message: String| ApiError::no_quorum(message).into_response();
         let answer = dispatcher.reports.enqueue(updates).map_err(unavailable)?;
-        match answer.await {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => {
+        match tokio::time::timeout(REPORT_COMMIT_WAIT, answer).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(reason))) => {
                 return Err(unavailable(format!(
                     "the status updates were not committed ({reason}); send them again"
                 )))
             }
-            Err(_) => return Err(unavailable("the status batcher stopped".into())),
+            Ok(Err(_)) => return Err(unavailable("the status batcher stopped".into())),
+            Err(_) => {
+                return Err(unavailable(format!(
+                    "the status updates were not committed within {REPORT_COMMIT_WAIT:?}; \
+                     send them again"
+                )))
+            }
         }
     }
     Ok(Json(HeartbeatAck {

@@ -6,7 +6,8 @@
 //! when nothing did for a while. It ends when the agent goes away (the body is dropped),
 //! when this manager stops leading (the agent then finds the new leader), or when the
 //! manager shuts down. Cost per session: one task, one small channel and the map of what
-//! was sent; per notice, O(allocations on the node) under the state's read lock.
+//! was sent; per notice, one lookup of the node's change count, and O(allocations on the
+//! node) under the state's read lock only when that count moved.
 
 use super::diff::Sent;
 use super::Dispatcher;
@@ -67,8 +68,12 @@ async fn run(dispatcher: Arc<Dispatcher>, node_id: String, term: u64, out: mpsc:
 
     // The index is read before the state, so the state is at least that new.
     let index = dispatcher.manager.applied_index();
+    // The node's change count when the set was last compared: a notice that finds it
+    // unchanged costs one lookup instead of a walk over the node's allocations.
+    let mut compared_at;
     let (allocations, jobs) = {
         let state = dispatcher.manager.state.read();
+        compared_at = state.allocations.node_changes(&node_id);
         let allocations = sent.complete(state.allocations.on_node(&node_id));
         let jobs = sent.new_job_versions(&allocations, |id, v| state.jobs.spec_at(id, v));
         (allocations, jobs)
@@ -94,6 +99,11 @@ async fn run(dispatcher: Arc<Dispatcher>, node_id: String, term: u64, out: mpsc:
                 let index = *applied.borrow_and_update();
                 let changes = {
                     let state = dispatcher.manager.state.read();
+                    let now = state.allocations.node_changes(&node_id);
+                    if now == compared_at {
+                        continue;
+                    }
+                    compared_at = now;
                     sent.changes(state.allocations.on_node(&node_id)).map(|changes| {
                         let jobs = sent
                             .new_job_versions(&changes.upserts, |id, v| state.jobs.spec_at(id, v));

@@ -4,11 +4,19 @@
 //! kept-alive connection instead of paying a TCP handshake each. Each request carries the
 //! deadline openraft gives it. A peer that refuses connections is reported `Unreachable`,
 //! which makes openraft back off instead of hammering a dead manager.
+//!
+//! An append request must be answered within one heartbeat interval (openraft's rule),
+//! and a follower that gets none in time stands for election. A request carrying many
+//! large entries (plans, batches of status reports) can miss that deadline on a busy
+//! machine every time it is retried, so requests are kept under [`MAX_APPEND_BYTES`]:
+//! a larger one is refused before it is sent, with a hint of how many entries would fit,
+//! and openraft retries at once with fewer.
 
 use super::codec;
 use super::{NodeId, TypeConfig};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -22,6 +30,9 @@ use std::time::Duration;
 pub const APPEND_PATH: &str = "/v1/raft/append";
 pub const VOTE_PATH: &str = "/v1/raft/vote";
 pub const SNAPSHOT_PATH: &str = "/v1/raft/snapshot";
+
+/// The largest append request sent with more than one entry (a single entry always goes).
+pub const MAX_APPEND_BYTES: usize = 256 * 1024;
 
 /// Builds the shared HTTP client used for every manager-to-manager call.
 pub fn peer_http_client() -> reqwest::Client {
@@ -78,12 +89,27 @@ impl PeerConnection {
         Resp: DeserializeOwned,
         Err: std::error::Error + DeserializeOwned,
     {
+        self.call_encoded(path, codec::encode(request), option)
+            .await
+    }
+
+    /// Sends an already encoded message; see [`PeerConnection::call`].
+    async fn call_encoded<Resp, Err>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, Err>>
+    where
+        Resp: DeserializeOwned,
+        Err: std::error::Error + DeserializeOwned,
+    {
         let response = self
             .client
             .post(format!("{}{}", self.base_url, path))
             .header(reqwest::header::CONTENT_TYPE, codec::CONTENT_TYPE)
             .timeout(option.hard_ttl())
-            .body(codec::encode(request))
+            .body(body)
             .send()
             .await
             .map_err(|e| {
@@ -121,7 +147,14 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(APPEND_PATH, &rpc, &option).await
+        let entries = rpc.entries.len();
+        let body = codec::encode(&rpc);
+        if let Some(fit) = entries_that_fit(entries, body.len()) {
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fit as u64),
+            ));
+        }
+        self.call_encoded(APPEND_PATH, body, &option).await
     }
 
     async fn install_snapshot(
@@ -141,5 +174,33 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(VOTE_PATH, &rpc, &option).await
+    }
+}
+
+/// When `entries` encode to `bytes`, over [`MAX_APPEND_BYTES`] and more than one entry:
+/// about how many entries fit (at least one). `None` when the request may go as it is.
+fn entries_that_fit(entries: usize, bytes: usize) -> Option<usize> {
+    if entries <= 1 || bytes <= MAX_APPEND_BYTES {
+        return None;
+    }
+    let fit = (entries as u128 * MAX_APPEND_BYTES as u128 / bytes as u128) as usize;
+    Some(fit.clamp(1, entries - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_append_requests_are_cut_down_to_what_fits() {
+        assert_eq!(
+            entries_that_fit(1, 10 * MAX_APPEND_BYTES),
+            None,
+            "one entry always goes"
+        );
+        assert_eq!(entries_that_fit(64, MAX_APPEND_BYTES), None);
+        assert_eq!(entries_that_fit(64, 4 * MAX_APPEND_BYTES), Some(16));
+        assert_eq!(entries_that_fit(2, 100 * MAX_APPEND_BYTES), Some(1));
+        assert_eq!(entries_that_fit(3, MAX_APPEND_BYTES + 1), Some(2));
     }
 }

@@ -17,10 +17,9 @@ pub fn raft_config(server: &ServerConfig) -> anyhow::Result<Config> {
         // behind catches up from the log instead of needing a whole snapshot.
         max_in_snapshot_log_to_keep: (server.snapshot_every / 10).max(1),
         snapshot_max_chunk_size: server.snapshot_chunk_bytes,
-        // Entries per append request. With group commit one entry holds up to a 1 MiB
-        // batch, and openraft gives an append one heartbeat interval to be answered, so a
-        // lagging follower is fed in modest steps rather than with requests it cannot
-        // finish in time.
+        // Entries per append request, at most; requests are also kept under
+        // `network::MAX_APPEND_BYTES` (group commit entries reach 256 KiB), because
+        // openraft gives an append one heartbeat interval to be answered.
         max_payload_entries: 64,
         ..Default::default()
     };

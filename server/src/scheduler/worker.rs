@@ -41,8 +41,9 @@ use crate::state::{Command, Outcome};
 
 /// Rounds start at most this often: changes arriving meanwhile join the next plan.
 const MIN_ROUND_INTERVAL: Duration = Duration::from_millis(5);
-/// One plan holds at most this many placements (a log entry stays well under a MB).
-const MAX_PLACEMENTS_PER_ROUND: usize = 1_000;
+/// One plan holds at most this many placements, which keeps its log entry near 128 KiB:
+/// small enough to reach the followers within a heartbeat interval on a busy machine.
+const MAX_PLACEMENTS_PER_ROUND: usize = 250;
 /// After a failed commit (no quorum, lost the lead), wait this long.
 const COMMIT_RETRY: Duration = Duration::from_millis(200);
 /// First delay before a job whose placements were rejected is evaluated again.

@@ -1,18 +1,22 @@
 //! Allocations in the replicated state, indexed by node and by job.
 //!
 //! The indexes answer the two questions asked most: what must this node run (the agent
-//! session's complete set) and what runs for this job (the scheduler's reconcile).
+//! session's complete set) and what runs for this job (the scheduler's reconcile). A
+//! per-node change counter lets an agent session skip a node nothing happened to.
 
 use super::keys;
 use gantry_api::{Allocation, Resources};
 use gantry_raft_store::Writes;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Default)]
 pub struct Allocations {
     pub by_id: BTreeMap<String, Allocation>,
     pub by_node: BTreeMap<String, BTreeSet<String>>,
     pub by_job: BTreeMap<String, BTreeSet<String>>,
+    /// Bumped whenever an allocation on the node is stored or removed. In memory only
+    /// (not replicated): it is compared within one manager's lifetime.
+    changes_by_node: HashMap<String, u64>,
 }
 
 /// What a node's live allocations hold.
@@ -41,6 +45,7 @@ impl Allocations {
 
     /// Adds or replaces an allocation in memory only (startup and snapshot load).
     pub fn load(&mut self, allocation: Allocation) {
+        self.touch(&allocation.node_id);
         if let Some(previous) = self.by_id.get(&allocation.id) {
             if previous.node_id != allocation.node_id {
                 if let Some(ids) = self.by_node.get_mut(&previous.node_id) {
@@ -61,10 +66,26 @@ impl Allocations {
 
     pub fn remove(&mut self, id: &str, writes: &mut Writes) -> Option<Allocation> {
         let allocation = self.by_id.remove(id)?;
+        self.touch(&allocation.node_id);
         writes.delete(keys::allocation(id));
         remove_from(&mut self.by_node, &allocation.node_id, id);
         remove_from(&mut self.by_job, &allocation.job_id, id);
         Some(allocation)
+    }
+
+    /// How many times the node's allocations changed: equal values mean nothing on the
+    /// node changed in between.
+    pub fn node_changes(&self, node_id: &str) -> u64 {
+        self.changes_by_node.get(node_id).copied().unwrap_or(0)
+    }
+
+    fn touch(&mut self, node_id: &str) {
+        match self.changes_by_node.get_mut(node_id) {
+            Some(count) => *count += 1,
+            None => {
+                self.changes_by_node.insert(node_id.to_string(), 1);
+            }
+        }
     }
 
     pub fn on_node(&self, node_id: &str) -> impl Iterator<Item = &Allocation> {

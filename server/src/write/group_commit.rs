@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 const MAX_IN_FLIGHT: usize = 3;
 /// Upper bounds of one batch.
 const MAX_BATCH_COMMANDS: usize = 1024;
-const MAX_BATCH_BYTES: usize = 1 << 20;
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 const QUEUE_DEPTH: usize = 16 * 1024;
 
 /// A command that was committed and applied, with the log index of its batch.
