@@ -8,11 +8,18 @@
 //! It registers its node, holds one session (reopening it whenever it ends), applies the
 //! complete sets and increments it receives, and reports through its heartbeats every
 //! allocation it was given: desired `run` → `running`/healthy, desired `stop` →
-//! `complete`. It heartbeats every TTL/3, and at once when the session brought something
-//! to report. [`SimAgent::kill`] stops everything at once: no more heartbeats, the session
-//! drops — a dead node.
+//! `complete`. It heartbeats every TTL/3, and [`REPORT_COALESCE`] after the session
+//! brought something to report (as the real agent does, so that a burst of increments
+//! travels in one heartbeat). [`SimAgent::kill`] stops everything at once: no more
+//! heartbeats, the session drops — a dead node.
+//!
+//! For load tests it keeps a few cheap figures, refreshed whenever its set or its
+//! acknowledgements change, so that thousands of agents can be polled often without
+//! scanning their allocations: [`SimAgent::counts`] (allocations to run, and of those
+//! the ones known running) and the instants of its recent complete sets
+//! ([`SimAgent::first_complete_since`]: when it had a session again after a failover).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +27,26 @@ use crate::session::{AllocationReport, Heartbeat, SessionMessage};
 use crate::{Allocation, Client, ClientState, DesiredState, Health, NodeRegistration, Resources};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+
+/// Reports due within this long of each other travel in one heartbeat.
+pub const REPORT_COALESCE: Duration = Duration::from_millis(25);
+/// How many complete sets [`AgentState::recent_completes`] remembers.
+const RECENT_COMPLETES: usize = 16;
+
+/// Of a node's set: what it is told to run, and how much of that the managers know
+/// is running (recorded so, or reported and acknowledged).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AgentCounts {
+    pub to_run: usize,
+    pub running: usize,
+}
+
+impl std::ops::AddAssign for AgentCounts {
+    fn add_assign(&mut self, other: AgentCounts) {
+        self.to_run += other.to_run;
+        self.running += other.running;
+    }
+}
 
 /// What a simulated agent holds and has seen, for the test to look at.
 #[derive(Debug, Default)]
@@ -32,8 +59,14 @@ pub struct AgentState {
     /// Complete sets received (one per session opened), and from which manager the last.
     pub completes: usize,
     pub last_complete: Option<(Instant, String)>,
+    /// When the last few complete sets arrived, oldest first.
+    pub recent_completes: VecDeque<Instant>,
     pub heartbeats_ok: usize,
     pub reports_sent: usize,
+    /// The TTL of the last heartbeat answer (0 before the first).
+    pub ttl_ms: u64,
+    /// [`AgentCounts`] as of the last change of the set or of the acknowledgements.
+    pub counts: AgentCounts,
 }
 
 impl AgentState {
@@ -58,6 +91,33 @@ impl AgentState {
                 })
             })
             .collect()
+    }
+
+    /// Recomputes [`AgentState::counts`]: O(allocations on the node).
+    fn refresh_counts(&mut self) {
+        let mut counts = AgentCounts::default();
+        for a in self.allocations.values() {
+            if a.desired != DesiredState::Run || a.client_state.is_terminal() {
+                continue;
+            }
+            counts.to_run += 1;
+            if a.client_state == ClientState::Running
+                || self.acked.get(&a.id) == Some(&ClientState::Running)
+            {
+                counts.running += 1;
+            }
+        }
+        self.counts = counts;
+    }
+
+    fn record_complete(&mut self, manager: String) {
+        let now = Instant::now();
+        self.completes += 1;
+        self.last_complete = Some((now, manager));
+        if self.recent_completes.len() == RECENT_COMPLETES {
+            self.recent_completes.pop_front();
+        }
+        self.recent_completes.push_back(now);
     }
 }
 
@@ -116,6 +176,23 @@ impl SimAgent {
         self.state.lock().unwrap().completes
     }
 
+    /// Allocations to run, and of those the ones the managers know are running.
+    pub fn counts(&self) -> AgentCounts {
+        self.state.lock().unwrap().counts
+    }
+
+    /// When the first complete set after `since` arrived (a session was opened and
+    /// answered), if one did among the last few.
+    pub fn first_complete_since(&self, since: Instant) -> Option<Instant> {
+        let s = self.state.lock().unwrap();
+        s.recent_completes.iter().copied().find(|t| *t > since)
+    }
+
+    /// The heartbeat TTL the managers last announced (0 before the first answer).
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.state.lock().unwrap().ttl_ms)
+    }
+
     pub fn is_alive(&self) -> bool {
         !self.tasks.is_empty()
     }
@@ -168,8 +245,13 @@ async fn heartbeat_loop(
                 let mut s = state.lock().unwrap();
                 s.heartbeats_ok += 1;
                 s.reports_sent += updates.len();
+                s.ttl_ms = ack.heartbeat_ttl_ms;
+                let reported = !updates.is_empty();
                 for u in updates {
                     s.acked.insert(u.id, u.client_state);
+                }
+                if reported {
+                    s.refresh_counts();
                 }
                 drop(s);
                 registered.send_modify(|r| {
@@ -188,7 +270,7 @@ async fn heartbeat_loop(
         // Heartbeat on schedule, or sooner when the session brought work to report.
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = wake.notified() => {}
+            _ = wake.notified() => tokio::time::sleep(REPORT_COALESCE).await,
         }
     }
 }
@@ -217,8 +299,7 @@ async fn session_loop(
             let mut s = state.lock().unwrap();
             match message {
                 SessionMessage::Complete { allocations, .. } => {
-                    s.completes += 1;
-                    s.last_complete = Some((Instant::now(), session.manager().to_string()));
+                    s.record_complete(session.manager().to_string());
                     s.acked.clear();
                     s.allocations = allocations.into_iter().map(|a| (a.id.clone(), a)).collect();
                 }
@@ -233,8 +314,9 @@ async fn session_loop(
                         s.acked.remove(&id);
                     }
                 }
-                SessionMessage::Keepalive => {}
+                SessionMessage::Keepalive => continue,
             }
+            s.refresh_counts();
             let due = !s.due_reports().is_empty();
             drop(s);
             if due {

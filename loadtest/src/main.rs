@@ -15,16 +15,18 @@ mod agent;
 mod cluster;
 mod engine;
 mod etcd;
-#[allow(dead_code)] // used by the chaos scenario (in progress)
 mod linearizability;
 mod process;
 mod progress;
+mod report;
 mod scenarios;
 mod stats;
+mod svg;
 mod swarm;
 mod system;
+mod timeline;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -37,8 +39,9 @@ use system::Setup;
 ///
 /// Each scenario starts its own cluster of `gantry server` processes on
 /// 127.0.0.1 (own temp data dirs, fsync on), drives it over HTTP, prints a
-/// report on stdout (progress on stderr), and stops every process it
-/// started. See loadtest/README.md for what each figure means.
+/// report on stdout (progress on stderr) and writes it with its charts under
+/// `--out`, and stops every process it started. See loadtest/README.md for
+/// what each figure means.
 #[derive(Parser, Debug)]
 #[command(name = "gantry-loadtest", version)]
 struct Cli {
@@ -59,6 +62,16 @@ struct Cli {
         env = "GANTRY_LOADTEST_ETCD_BIN"
     )]
     etcd_bin: Option<PathBuf>,
+    /// Where to write the report files (`report.md`, `report.json`, one SVG per
+    /// chart) once the scenario has run, passed or failed [default:
+    /// `loadtest-report/<scenario>` under the current directory].
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "DIR"
+    )]
+    out: Option<PathBuf>,
     /// Also write every figure as JSON to this file.
     #[arg(
         long,
@@ -105,7 +118,47 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     if let Some(path) = &cli.json {
         stats::write_json(path, &report)?;
     }
+    write_report_files(cli.out.as_deref(), &cli.scenario, passed, &report)?;
     Ok(passed)
+}
+
+impl Scenario {
+    fn name(&self) -> &'static str {
+        match self {
+            Scenario::Writes(_) => "writes",
+            Scenario::Failover(_) => "failover",
+            Scenario::Engine(_) => "engine",
+            Scenario::Packing(_) => "packing",
+            Scenario::Chaos(_) => "chaos",
+            Scenario::Place(_) => "place",
+        }
+    }
+}
+
+/// `report.md`, `report.json` and the charts, into `--out` or
+/// `loadtest-report/<scenario>`; says where on stderr.
+fn write_report_files(
+    out: Option<&Path>,
+    scenario: &Scenario,
+    passed: bool,
+    figures: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let scenario = scenario.name();
+    let dir = out.map_or_else(
+        || PathBuf::from("loadtest-report").join(scenario),
+        Path::to_path_buf,
+    );
+    let written = report::write(&dir, scenario, passed, figures)?;
+    let charts = written
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+        .count();
+    eprintln!(
+        "report: {} (report.md, report.json, {charts} chart{})",
+        dir.display(),
+        if charts == 1 { "" } else { "s" }
+    );
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -31,11 +31,11 @@ pub struct Chart {
 }
 
 const WIDTH: f64 = 900.0;
-const HEIGHT: f64 = 420.0;
+const HEIGHT: f64 = 430.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 40.0;
-const BOTTOM: f64 = 60.0;
+const BOTTOM: f64 = 70.0;
 const COLORS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
 ];
@@ -58,8 +58,8 @@ impl Chart {
             escape(&self.title)
         );
         plot.axes(&mut svg, &self.x_label, &self.y_label);
-        for marker in &self.markers {
-            plot.marker(&mut svg, marker);
+        for (marker, row) in self.markers.iter().zip(plot.label_rows(&self.markers)) {
+            plot.marker(&mut svg, marker, row);
         }
         for (i, series) in self.series.iter().enumerate() {
             plot.line(&mut svg, series, COLORS[i % COLORS.len()]);
@@ -94,9 +94,11 @@ impl Chart {
         ((x0, x1), (0.0, nice_ceiling(y1 * 1.05)))
     }
 
+    /// The series' names in a row under the chart, each as wide as its text
+    /// (about 7 px a character at 12 px).
     fn legend(&self, svg: &mut String) {
+        let mut x = LEFT + 10.0;
         for (i, series) in self.series.iter().enumerate() {
-            let x = LEFT + 10.0 + i as f64 * 170.0;
             let y = HEIGHT - 12.0;
             let color = COLORS[i % COLORS.len()];
             let _ = writeln!(
@@ -108,6 +110,7 @@ impl Chart {
                 x + 24.0,
                 escape(&series.name)
             );
+            x += 24.0 + 7.0 * series.name.chars().count() as f64 + 24.0;
         }
     }
 }
@@ -173,7 +176,23 @@ impl Plot {
         );
     }
 
-    fn marker(&self, svg: &mut String, marker: &Marker) {
+    /// The text row of each marker's label: the first row where it does not
+    /// run into the label before it (markers close together stack downwards).
+    fn label_rows(&self, markers: &[Marker]) -> Vec<usize> {
+        const ROWS: usize = 4;
+        let mut row_ends = [f64::NEG_INFINITY; ROWS];
+        markers
+            .iter()
+            .map(|marker| {
+                let x = self.x(marker.x);
+                let row = (0..ROWS).find(|&r| row_ends[r] <= x).unwrap_or(0);
+                row_ends[row] = x + 3.0 + 7.0 * marker.label.chars().count() as f64 + 4.0;
+                row
+            })
+            .collect()
+    }
+
+    fn marker(&self, svg: &mut String, marker: &Marker, row: usize) {
         let x = self.x(marker.x);
         let _ = writeln!(
             svg,
@@ -181,7 +200,7 @@ impl Plot {
             TOP,
             self.y(self.y_range.0),
             x + 3.0,
-            TOP + 10.0,
+            TOP + 10.0 + 13.0 * row as f64,
             escape(&marker.label)
         );
     }
@@ -227,8 +246,10 @@ fn nice_step(raw: f64) -> f64 {
         .unwrap_or(10.0 * power)
 }
 
+/// The smallest round value (a multiple of a 1/2/5 step about a tenth of it)
+/// at least `value`: the top of the y axis, without much empty room.
 fn nice_ceiling(value: f64) -> f64 {
-    let step = nice_step(value / 5.0);
+    let step = nice_step(value / 10.0);
     (value / step).ceil() * step
 }
 
@@ -281,6 +302,20 @@ mod tests {
         assert!(svg.contains("kill 1"));
         assert!(svg.contains("latency &lt;ms&gt;"));
         assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn labels_of_markers_close_together_stack() {
+        let marker = |x: f64| Marker {
+            x,
+            label: "restart-all".into(),
+        };
+        let plot = Plot {
+            x_range: (0.0, 100.0),
+            y_range: (0.0, 1.0),
+        };
+        let markers = [marker(10.0), marker(11.0), marker(12.0), marker(60.0)];
+        assert_eq!(plot.label_rows(&markers), vec![0, 1, 2, 0]);
     }
 
     #[test]

@@ -76,6 +76,7 @@ impl fmt::Display for OpId {
 /// A call that has been sent and not yet answered; hand it back to
 /// `History::complete` or `History::complete_unknown`. Dropping it records
 /// nothing, which is right for a call that definitely failed.
+#[cfg(test)]
 #[must_use = "an invocation is recorded only when it is completed"]
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Invocation {
@@ -121,11 +122,13 @@ impl History {
     }
 
     /// Note that `client` sent a call at `at`.
+    #[cfg(test)]
     pub fn invoke(&self, client: u32, at: u64) -> Invocation {
         Invocation { client, invoke: at }
     }
 
     /// Record a call that was answered at `at` with the effect `action`.
+    #[cfg(test)]
     pub fn complete(
         &mut self,
         call: Invocation,
@@ -142,6 +145,7 @@ impl History {
 
     /// Record a write whose outcome is unknown: `value` is what it would
     /// have set.
+    #[cfg(test)]
     pub fn complete_unknown(
         &mut self,
         call: Invocation,
@@ -175,6 +179,7 @@ impl History {
         self.operations.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.operations.is_empty()
     }

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 #[allow(unused_imports)]
 pub use explain::{Explanation, Relation, WindowOp};
 #[allow(unused_imports)]
-pub use history::{Action, History, InvalidOperation, Invocation, OpId, Operation};
+pub use history::{Action, History, InvalidOperation, OpId, Operation};
 
 use search::{BudgetMeter, Effect, KeyOp, SearchOutcome};
 
@@ -64,6 +64,7 @@ pub struct Budget {
 }
 
 impl Budget {
+    #[cfg(test)]
     pub const UNLIMITED: Budget = Budget {
         max_states: None,
         deadline: None,
@@ -152,6 +153,7 @@ pub struct CheckReport {
 const MINIMIZE_STATES: u64 = 1_000_000;
 
 /// Check `history` with the default budget.
+#[cfg(test)]
 pub fn check(history: &History) -> CheckReport {
     check_within(history, Budget::default())
 }

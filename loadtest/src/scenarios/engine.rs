@@ -37,6 +37,7 @@ use crate::cluster::{AllocationCounts, GantryApi};
 use crate::engine::{self, label, LabelSweep, Limits, IMAGE};
 use crate::process::find_binary;
 use crate::progress::{Counters, Progress};
+use crate::say;
 use crate::stats::{fmt_ms, fmt_ratio, max, median, min, ratio_json, round3, Table};
 use crate::swarm::{self, ServiceSpec, SwarmSession};
 use crate::system::{Kind, Setup, System};
@@ -761,8 +762,8 @@ fn print_report(
     results: &[CountResult],
     failure: Option<&str>,
 ) {
-    println!();
-    println!(
+    say!();
+    say!(
         "engine: {} managers, 1 agent (docker driver, Docker {version}), {} rounds per count, \
          {IMAGE} `sleep 3600`, {} millicores / {} MiB each, polled every {}",
         args.managers,
@@ -773,19 +774,19 @@ fn print_report(
     );
     match swarm {
         SwarmUse::Measured(s) if s.initialised() => {
-            println!("swarm: measured (swarm mode initialised by this run, left at the end)")
+            say!("swarm: measured (swarm mode initialised by this run, left at the end)")
         }
-        SwarmUse::Measured(_) => println!("swarm: measured (swarm mode was already active)"),
-        SwarmUse::Skipped(why) => println!("swarm: skipped: {why}"),
+        SwarmUse::Measured(_) => say!("swarm: measured (swarm mode was already active)"),
+        SwarmUse::Skipped(why) => say!("swarm: skipped: {why}"),
     }
     for r in results {
-        println!();
-        print!("{}", count_table(r).render());
+        say!();
+        say!("{}", count_table(r).render().trim_end());
         print_ratios(r);
     }
     if let Some(f) = failure {
-        println!();
-        println!("FAILED: {f}");
+        say!();
+        say!("FAILED: {f}");
     }
 }
 
@@ -826,7 +827,7 @@ fn print_ratios(r: &CountResult) {
         if v.is_empty() {
             continue;
         }
-        println!(
+        say!(
             "gantry/{name} (medians): running in the engine {}, reported running {}",
             fmt_ratio(median(&r.gantry_engine), median(v)),
             fmt_ratio(median(&r.reported), median(v)),

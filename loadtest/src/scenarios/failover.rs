@@ -32,8 +32,11 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::progress::{Counters, Progress};
+use crate::say;
 use crate::stats::{fmt_ms, fmt_ratio, max, median, ratio_json, round3, ErrorCounts, Table};
+use crate::svg::{Chart, Marker};
 use crate::system::{send_write, Endpoints, Kind, Setup, System};
+use crate::timeline::LatencyTimeline;
 
 use super::place::fleet::{wall_ms, Fleet, NodeSize};
 use super::{systems_to_run, Compare};
@@ -144,6 +147,9 @@ struct Outcome {
     agents: usize,
     /// Kills after which a node was wrongly marked down, or an agent got no session.
     agent_failures: Vec<String>,
+    /// Each write's latency as its client saw it (first attempt → ack, retries
+    /// included), by ack time since the writers started: for the chart.
+    latency: LatencyTimeline,
 }
 
 impl Outcome {
@@ -224,11 +230,15 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// What one writer brings back: the instant and id of each ack.
-#[derive(Default)]
+/// The resolution of the latency chart.
+const CHART_BUCKET: Duration = Duration::from_millis(100);
+
+/// What one writer brings back: the instant and id of each ack, and each
+/// write's latency over time.
 struct WriterResult {
     acks: Vec<(Instant, u64)>,
     errors: ErrorCounts,
+    latency: LatencyTimeline,
 }
 
 pub async fn run(args: &FailoverArgs, setup: &Setup) -> Result<(bool, Value)> {
@@ -242,6 +252,9 @@ pub async fn run(args: &FailoverArgs, setup: &Setup) -> Result<(bool, Value)> {
         outcomes.push(run_one(kind, args, setup).await?);
     }
     print_report(args, &outcomes);
+    for outcome in &outcomes {
+        add_latency_chart(outcome);
+    }
     let passed = outcomes.iter().all(Outcome::passed);
     let report = json!({
         "scenario": "failover",
@@ -295,6 +308,7 @@ async fn run_one(kind: Kind, args: &FailoverArgs, setup: &Setup) -> Result<Outco
             attempts.clone(),
             next_id.clone(),
             args.max_requests,
+            t0,
         ));
     }
 
@@ -343,10 +357,12 @@ async fn run_one(kind: Kind, args: &FailoverArgs, setup: &Setup) -> Result<Outco
     let t_stop = Instant::now();
     let mut acks: Vec<(Instant, u64)> = Vec::new();
     let mut errors = ErrorCounts::default();
+    let mut latency = LatencyTimeline::new(t0, CHART_BUCKET);
     while let Some(r) = tasks.join_next().await {
         let r = r?;
         acks.extend(r.acks);
         errors.merge(&r.errors);
+        latency.merge(&r.latency);
     }
     acks.sort_unstable();
     let times: Vec<Instant> = acks.iter().map(|(t, _)| *t).collect();
@@ -396,6 +412,7 @@ async fn run_one(kind: Kind, args: &FailoverArgs, setup: &Setup) -> Result<Outco
         failure,
         agents: fleet.as_ref().map_or(0, Fleet::len),
         agent_failures,
+        latency,
     })
     // `fleet` and `sys` drop here: the agents stop, every process is killed,
     // then its temp dir removed.
@@ -601,12 +618,18 @@ async fn writer(
     attempts: Arc<AtomicU64>,
     next_id: Arc<AtomicU64>,
     max_requests: u64,
+    t0: Instant,
 ) -> WriterResult {
-    let mut out = WriterResult::default();
+    let mut out = WriterResult {
+        acks: Vec::new(),
+        errors: ErrorCounts::default(),
+        latency: LatencyTimeline::new(t0, CHART_BUCKET),
+    };
     let mut k = w;
     'ids: while !stop.load(Ordering::Relaxed) {
         let n = next_id.fetch_add(1, Ordering::Relaxed);
         let id = format!("lt-{n}");
+        let first_attempt = Instant::now();
         let mut failures = 0;
         loop {
             if stop.load(Ordering::Relaxed)
@@ -618,7 +641,9 @@ async fn writer(
             k += 1; // next manager, whether this one answered or not
             match result {
                 Ok(()) => {
-                    out.acks.push((Instant::now(), n));
+                    let acked = Instant::now();
+                    out.acks.push((acked, n));
+                    out.latency.record(acked, acked - first_attempt);
                     counters.ack();
                     continue 'ids;
                 }
@@ -652,6 +677,35 @@ fn ratios(outcomes: &[Outcome]) -> Value {
     })
 }
 
+/// `failover-<system>.svg`: write latency per 100 ms (max and mean), with a
+/// dashed marker at each kill. One chart per system: each run has its own
+/// time axis and its own kills.
+fn add_latency_chart(o: &Outcome) {
+    let system = o.kind.name();
+    let chart = Chart {
+        title: format!(
+            "failover ({system}): write latency per {} ms, retries included",
+            CHART_BUCKET.as_millis()
+        ),
+        x_label: "seconds since the writers started (by ack time)".into(),
+        y_label: "latency ms".into(),
+        series: vec![
+            o.latency.max_series(&format!("{system} max")),
+            o.latency.mean_series(&format!("{system} mean")),
+        ],
+        markers: o
+            .kills
+            .iter()
+            .enumerate()
+            .map(|(n, k)| Marker {
+                x: k.at.as_secs_f64(),
+                label: format!("kill {}", n + 1),
+            })
+            .collect(),
+    };
+    crate::report::add_chart(&format!("failover-{system}"), chart);
+}
+
 /// The per-kill cells of the agent figures: sessions back, nodes down.
 fn agent_cells(a: AgentsAfterKill) -> [String; 2] {
     let down = match (a.nodes_down, a.nodes_changed) {
@@ -663,8 +717,8 @@ fn agent_cells(a: AgentsAfterKill) -> [String; 2] {
 }
 
 fn print_report(args: &FailoverArgs, outcomes: &[Outcome]) {
-    println!();
-    println!(
+    say!();
+    say!(
         "failover: {} kills of the leader (SIGKILL), {} writers, {} steady between kills, {} nodes",
         args.kills,
         args.writers,
@@ -672,8 +726,8 @@ fn print_report(args: &FailoverArgs, outcomes: &[Outcome]) {
         args.managers,
     );
     for o in outcomes {
-        println!();
-        println!("{}:", o.kind.name());
+        say!();
+        say!("{}:", o.kind.name());
         let mut header = vec![
             "kill",
             "at s",
@@ -706,7 +760,7 @@ fn print_report(args: &FailoverArgs, outcomes: &[Outcome]) {
             }
             t.row(row);
         }
-        print!("{}", t.render());
+        say!("{}", t.render().trim_end());
         let lost = match &o.lost {
             None => "not checked".to_string(),
             Some(l) if l.is_empty() => "lost=0".to_string(),
@@ -720,23 +774,23 @@ fn print_report(args: &FailoverArgs, outcomes: &[Outcome]) {
                 )
             }
         };
-        println!(
+        say!(
             "acked {} writes in {:.1}s ({:.0}/s); stored {}; {lost}",
             o.acked,
             o.written_for.as_secs_f64(),
             o.acked as f64 / o.written_for.as_secs_f64().max(1e-9),
             o.stored.map(|s| s.to_string()).unwrap_or("?".into()),
         );
-        println!(
+        say!(
             "baseline gap before the first kill {} ms; errors: {}",
             fmt_ms(ms(o.baseline_gap)),
             o.errors.brief()
         );
         for s in o.errors.samples() {
-            println!("  {s}");
+            say!("  {s}");
         }
         if o.agents > 0 {
-            println!(
+            say!(
                 "{} simulated agents: every session back after a kill in median {} ms, max {} ms; nodes wrongly marked down: {} (must be 0)",
                 o.agents,
                 fmt_ms(median(&o.sessions_back_ms())),
@@ -745,14 +799,14 @@ fn print_report(args: &FailoverArgs, outcomes: &[Outcome]) {
             );
         }
         for f in &o.agent_failures {
-            println!("FAILED (agents): {f}");
+            say!("FAILED (agents): {f}");
         }
         if let Some(f) = &o.failure {
-            println!("FAILED: {f}");
+            say!("FAILED: {f}");
         }
     }
 
-    println!();
+    say!();
     let both = outcomes.len() == 2;
     let mut header: Vec<String> = vec!["summary".into()];
     header.extend(outcomes.iter().map(|o| o.kind.name().to_string()));
@@ -799,7 +853,7 @@ fn print_report(args: &FailoverArgs, outcomes: &[Outcome]) {
             .unwrap_or("?".into())
     }));
     t.row(row);
-    print!("{}", t.render());
+    say!("{}", t.render().trim_end());
 }
 
 #[cfg(test)]

@@ -28,8 +28,11 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::progress::{Counters, Progress};
+use crate::say;
 use crate::stats::{fmt_ms, fmt_ratio, ratio_json, round3, ErrorCounts, Latency, Table};
+use crate::svg::Chart;
 use crate::system::{send_write, Endpoints, Kind, Setup, System};
+use crate::timeline::LatencyTimeline;
 
 use super::{systems_to_run, Compare};
 
@@ -90,6 +93,8 @@ struct Outcome {
     errors: ErrorCounts,
     sent: u64,
     capped: bool,
+    /// Latency by completion time since measuring began: for the chart.
+    timeline: LatencyTimeline,
 }
 
 impl Outcome {
@@ -117,13 +122,16 @@ impl Outcome {
     }
 }
 
+/// The resolution of the latency chart.
+const CHART_BUCKET: Duration = Duration::from_millis(500);
+
 /// What one client task brings back.
-#[derive(Default)]
 struct ClientResult {
     latency: Latency,
     errors: ErrorCounts,
     acked: u64,
     last_done: Option<Instant>,
+    timeline: LatencyTimeline,
 }
 
 pub async fn run(args: &WritesArgs, setup: &Setup) -> Result<(bool, Value)> {
@@ -134,6 +142,7 @@ pub async fn run(args: &WritesArgs, setup: &Setup) -> Result<(bool, Value)> {
         outcomes.push(run_one(kind, args, setup).await?);
     }
     print_report(args, &outcomes);
+    add_latency_chart(&outcomes);
     let report = json!({
         "scenario": "writes",
         "params": {
@@ -212,8 +221,10 @@ async fn run_one(kind: Kind, args: &WritesArgs, setup: &Setup) -> Result<Outcome
     let mut errors = ErrorCounts::default();
     let mut acked = 0;
     let mut last_done = measure_from;
+    let mut timeline = LatencyTimeline::new(measure_from, CHART_BUCKET);
     for r in &results {
         latency.merge(&r.latency);
+        timeline.merge(&r.timeline);
         errors.merge(&r.errors);
         acked += r.acked;
         if let Some(t) = r.last_done {
@@ -238,6 +249,7 @@ async fn run_one(kind: Kind, args: &WritesArgs, setup: &Setup) -> Result<Outcome
         errors,
         sent,
         capped,
+        timeline,
     })
     // `sys` drops here: every process is killed, then its temp dir removed.
 }
@@ -254,7 +266,13 @@ async fn client_loop(
     measure_from: Instant,
     until: Instant,
 ) -> ClientResult {
-    let mut out = ClientResult::default();
+    let mut out = ClientResult {
+        latency: Latency::default(),
+        errors: ErrorCounts::default(),
+        acked: 0,
+        last_done: None,
+        timeline: LatencyTimeline::new(measure_from, CHART_BUCKET),
+    };
     let mut k = c; // round-robin, each client starting at a different node
     while Instant::now() < until && sent.fetch_add(1, Ordering::Relaxed) < max_requests {
         let id = format!("lt-{}", next_id.fetch_add(1, Ordering::Relaxed));
@@ -268,6 +286,7 @@ async fn client_loop(
                 counters.ack();
                 if measured {
                     out.latency.record(done - t);
+                    out.timeline.record(done, done - t);
                     out.acked += 1;
                     out.last_done = Some(done);
                 }
@@ -285,6 +304,32 @@ async fn client_loop(
         }
     }
     out
+}
+
+/// `writes.svg`: each system's mean and max latency per 500 ms of the
+/// measured window (both windows start at 0, so the systems share the axis).
+fn add_latency_chart(outcomes: &[Outcome]) {
+    let series = outcomes
+        .iter()
+        .flat_map(|o| {
+            let system = o.kind.name();
+            [
+                o.timeline.mean_series(&format!("{system} mean")),
+                o.timeline.max_series(&format!("{system} max")),
+            ]
+        })
+        .collect();
+    let chart = Chart {
+        title: format!(
+            "writes: latency per {} ms of the measured window",
+            CHART_BUCKET.as_millis()
+        ),
+        x_label: "seconds since measuring began (by completion time)".into(),
+        y_label: "latency ms".into(),
+        series,
+        markers: Vec::new(),
+    };
+    crate::report::add_chart("writes", chart);
 }
 
 fn ratios(outcomes: &[Outcome]) -> Value {
@@ -305,8 +350,8 @@ fn ratios(outcomes: &[Outcome]) -> Value {
 }
 
 fn print_report(args: &WritesArgs, outcomes: &[Outcome]) {
-    println!();
-    println!(
+    say!();
+    say!(
         "writes: {} clients, {} measured after {} warm-up, {} nodes, target {}",
         args.clients,
         humantime::format_duration(args.duration),
@@ -314,7 +359,7 @@ fn print_report(args: &WritesArgs, outcomes: &[Outcome]) {
         args.managers,
         format!("{:?}", args.target).to_lowercase(),
     );
-    println!();
+    say!();
     let both = outcomes.len() == 2;
     let mut header: Vec<String> = vec![String::new()];
     header.extend(outcomes.iter().map(|o| o.kind.name().to_string()));
@@ -347,10 +392,10 @@ fn print_report(args: &WritesArgs, outcomes: &[Outcome]) {
         }
         t.row(row);
     }
-    print!("{}", t.render());
+    say!("{}", t.render().trim_end());
     for o in outcomes {
-        println!();
-        println!(
+        say!();
+        say!(
             "{}: {:.1}s measured, {} requests sent in all{}; errors: {}",
             o.kind.name(),
             o.window.as_secs_f64(),
@@ -363,7 +408,7 @@ fn print_report(args: &WritesArgs, outcomes: &[Outcome]) {
             o.errors.brief()
         );
         for s in o.errors.samples() {
-            println!("  {s}");
+            say!("  {s}");
         }
     }
 }

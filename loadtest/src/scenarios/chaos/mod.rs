@@ -153,6 +153,7 @@ pub async fn run(args: &ChaosArgs, setup: &Setup) -> Result<(bool, Value)> {
         records.extend(r.context("a client task panicked")?);
     }
     report.faults(&nemesis);
+    report::chart(&records, &nemesis.events);
 
     progress.phase("waiting for a leader and catch-up");
     let leader = match settle(&mut sys, setup).await {

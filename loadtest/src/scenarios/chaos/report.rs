@@ -14,7 +14,10 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::linearizability::{CheckReport, CheckResult};
+use crate::report::add_chart;
+use crate::say;
 use crate::stats::{round3, Table};
+use crate::svg::{Chart, Marker, Series};
 
 use super::checks::Verdict;
 use super::consistency::{LostWrite, Phantom};
@@ -165,35 +168,35 @@ impl Report {
     }
 
     fn print(&self, counts: &Counts, lost: Option<usize>, violations: usize, passed: bool) {
-        println!();
-        println!("chaos: {}", self.params);
+        say!();
+        say!("chaos: {}", self.params);
         if let Some(why) = &self.partitions_skipped {
-            println!("partition faults skipped: {why}");
+            say!("partition faults skipped: {why}");
         }
-        println!();
-        print!("{}", ops_table(counts).render());
-        println!();
-        println!("faults applied: {}", self.faults["applied"]);
-        println!();
+        say!();
+        say!("{}", ops_table(counts).render().trim_end());
+        say!();
+        say!("faults applied: {}", self.faults["applied"]);
+        say!();
         for v in &self.verdicts {
-            println!(
+            say!(
                 "{} {}: {}",
                 if v.passed { "PASS" } else { "FAIL" },
                 v.name,
                 v.detail
             );
             for line in v.violations.iter().take(SHOWN) {
-                println!("     {line}");
+                say!("     {line}");
             }
             if v.violations.len() > SHOWN {
-                println!("     ... {} more", v.violations.len() - SHOWN);
+                say!("     ... {} more", v.violations.len() - SHOWN);
             }
         }
         for f in &self.failures {
-            println!("FAIL run: {f}");
+            say!("FAIL run: {f}");
         }
-        println!();
-        println!(
+        say!();
+        say!(
             "lost={} violations={violations} {}",
             lost.map(|n| n.to_string()).unwrap_or("?".into()),
             if passed { "PASSED" } else { "FAILED" }
@@ -268,6 +271,67 @@ fn describe_op(r: &OpRecord) -> String {
 
 fn describe_lost(l: &LostWrite) -> String {
     format!("{}; final state {:?}", describe_op(&l.op), l.final_state)
+}
+
+/// `chaos.svg`: the clients' operations completed per second by outcome, with
+/// a marker at each fault applied: what each kind of fault does to clients.
+pub fn chart(records: &[OpRecord], events: &[FaultEvent]) {
+    let per_second = outcomes_per_second(records);
+    let series = [
+        (Outcome::Ok, "ok"),
+        (Outcome::Failed, "failed"),
+        (Outcome::Unknown, "unknown"),
+    ]
+    .into_iter()
+    .map(|(outcome, name)| Series {
+        name: name.into(),
+        points: per_second
+            .iter()
+            .enumerate()
+            .map(|(second, counts)| (second as f64, counts[column(outcome)] as f64))
+            .collect(),
+    })
+    .collect();
+    let markers = events
+        .iter()
+        .filter(|e| e.phase == "apply")
+        .map(|e| Marker {
+            x: e.at_s,
+            label: e.fault.name().into(),
+        })
+        .collect();
+    add_chart(
+        "chaos",
+        Chart {
+            title: "chaos: client operations per second by outcome".into(),
+            x_label: "seconds since the clients started (by completion time)".into(),
+            y_label: "operations / s".into(),
+            series,
+            markers,
+        },
+    );
+}
+
+/// Per second of the run (by completion), the clients' operations counted by
+/// outcome (see [`column`]). The final reads are left out.
+fn outcomes_per_second(records: &[OpRecord]) -> Vec<[usize; 3]> {
+    let mut seconds: Vec<[usize; 3]> = Vec::new();
+    for r in records.iter().filter(|r| r.manager != usize::MAX) {
+        let second = (r.complete_ns / 1_000_000_000) as usize;
+        if seconds.len() <= second {
+            seconds.resize(second + 1, [0; 3]);
+        }
+        seconds[second][column(r.outcome)] += 1;
+    }
+    seconds
+}
+
+fn column(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::Ok => 0,
+        Outcome::Failed => 1,
+        Outcome::Unknown => 2,
+    }
 }
 
 /// Every operation and fault event, for a person or a tool to replay.

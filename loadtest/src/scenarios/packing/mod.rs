@@ -20,6 +20,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use serde_json::{json, Value};
 
+use crate::say;
 use crate::stats::{fmt_ms, fmt_ratio, ratio_json, round3, Table};
 
 use metrics::{lower_bound, Figures};
@@ -146,8 +147,8 @@ fn print_report(args: &PackingArgs, workload: &Workload, outcomes: &[Outcome]) {
         workload.items.iter().map(|i| i.demand),
         workload.node_capacity,
     );
-    println!();
-    println!(
+    say!();
+    say!(
         "packing: {} nodes of {} millicpu / {} MB, fill {} on {} (seed {}): \
          {} items in {} jobs, lower bound for all of them {} nodes",
         workload.nodes,
@@ -160,7 +161,7 @@ fn print_report(args: &PackingArgs, workload: &Workload, outcomes: &[Outcome]) {
         workload.jobs,
         full_bound,
     );
-    println!();
+    say!();
     let mut t = Table::new([
         "policy",
         "placed",
@@ -190,11 +191,11 @@ fn print_report(args: &PackingArgs, workload: &Workload, outcomes: &[Outcome]) {
             format!("{:.2}", f.micros_per_item()),
         ]);
     }
-    print!("{}", t.render());
-    println!();
+    say!("{}", t.render().trim_end());
+    say!();
     print_ratios(outcomes);
-    println!();
-    println!(
+    say!();
+    say!(
         "free {d} %: mean free {d} on the nodes used; stranded %: share of all free {d} \
          on nodes where the smallest shape no longer fits; shared replicas: items placed \
          next to another replica of their job. Samples: nomad-style {} feasible nodes, \
@@ -204,7 +205,7 @@ fn print_report(args: &PackingArgs, workload: &Workload, outcomes: &[Outcome]) {
         d = dominant.name(),
     );
     for o in outcomes.iter().filter(|o| o.figures.overfilled_nodes > 0) {
-        println!(
+        say!(
             "FAILED: {} overfilled {} nodes",
             o.policy.name(),
             o.figures.overfilled_nodes
@@ -236,7 +237,7 @@ fn print_ratios(outcomes: &[Outcome]) {
             fmt_ratio(g.took.as_secs_f64(), f.took.as_secs_f64()),
         ]);
     }
-    print!("{}", t.render());
+    say!("{}", t.render().trim_end());
 }
 
 fn figures_json(o: &Outcome) -> Value {

@@ -218,6 +218,7 @@ pub async fn run(args: &PlaceArgs, setup: &Setup) -> Result<(bool, Value)> {
     params.check()?;
     let outcome = run_cluster(&params, args, setup).await?;
     report::print(&params, &outcome);
+    report::chart(&params, &outcome);
     let passed = outcome.passed(params.total());
     Ok((passed, report::to_json(&params, args, &outcome, passed)))
 }

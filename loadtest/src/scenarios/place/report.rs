@@ -9,7 +9,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{Outcome, Params, PlaceArgs};
+use crate::report::add_chart;
+use crate::say;
 use crate::stats::{fmt_ms, round3, Table};
+use crate::svg::{Chart, Marker, Series};
 
 pub fn statuses_brief(statuses: &[(String, usize)]) -> String {
     if statuses.is_empty() {
@@ -61,13 +64,13 @@ fn mib(bytes: u64) -> String {
 
 pub fn print(p: &Params, out: &Outcome) {
     let total = p.total();
-    println!();
-    println!(
+    say!();
+    say!(
         "place: {} simulated agents ({} millicpu / {} MB each), {} jobs x {} replicas = {total} allocations ({} millicpu / {} MB each), {} managers",
         p.agents, p.node.cpu_millis, p.node.memory_mb, p.jobs, p.replicas,
         p.task_cpu_millis, p.task_memory_mb, p.managers
     );
-    println!();
+    say!();
     let mut t = Table::new(["", "value"]);
     t.row([
         "agents start -> all nodes ready".into(),
@@ -124,15 +127,15 @@ pub fn print(p: &Params, out: &Outcome) {
         out.nodes_at_end
             .map_or("?".into(), |n| format!("{} / {}", n.down, n.changed_since)),
     ]);
-    print!("{}", t.render());
-    println!("leaders seen (node/term), in order: {}", leaders_brief(out));
-    println!(
+    say!("{}", t.render().trim_end());
+    say!("leaders seen (node/term), in order: {}", leaders_brief(out));
+    say!(
         "load tester (agents, sampling) cpu: {:.1} s over the place window",
         out.tester_cpu_s
     );
-    println!();
+    say!();
     let window = out.place_window.as_secs_f64().max(1e-3);
-    println!(
+    say!(
         "managers (cpu: user+sys from /proc/PID/stat; place window = first submit -> end, {window:.1} s):"
     );
     let mut m = Table::new([
@@ -159,9 +162,9 @@ pub fn print(p: &Params, out: &Outcome) {
             mib(c.data_dir_bytes),
         ]);
     }
-    print!("{}", m.render());
+    say!("{}", m.render().trim_end());
     if let Some(f) = &out.failure {
-        println!("FAILED: {f}");
+        say!("FAILED: {f}");
     }
 }
 
@@ -220,4 +223,77 @@ pub fn to_json(p: &Params, args: &PlaceArgs, out: &Outcome, passed: bool) -> Val
         "failure": out.failure,
         "passed": passed,
     })
+}
+
+/// `place.svg`: allocations placed and reported running over time (the
+/// one-second curve, from 0 at the first submit to the moments all were placed
+/// and running), with a marker at every change of leader the samples saw.
+pub fn chart(p: &Params, out: &Outcome) {
+    let total = p.total() as f64;
+    let placed = curve_series(
+        "placed (agents have them)",
+        out,
+        |pt| pt.placed,
+        out.all_placed_after.map(|d| (d, total)),
+    );
+    let running = curve_series(
+        "reported running",
+        out,
+        |pt| pt.running,
+        out.all_running_after.map(|d| (d, total)),
+    );
+    add_chart(
+        "place",
+        Chart {
+            title: format!(
+                "place: {} jobs x {} replicas on {} nodes",
+                p.jobs, p.replicas, p.agents
+            ),
+            x_label: "seconds since the first submit".into(),
+            y_label: "allocations".into(),
+            series: vec![placed, running],
+            markers: leader_changes(out),
+        },
+    );
+}
+
+/// One count of the curve as a series, starting at (0, 0) and ending with
+/// `done` (when all were reached, timed more finely than the curve).
+fn curve_series(
+    name: &str,
+    out: &Outcome,
+    count: fn(&super::curve::Point) -> usize,
+    done: Option<(Duration, f64)>,
+) -> Series {
+    let mut points = vec![(0.0, 0.0)];
+    points.extend(
+        out.curve
+            .iter()
+            .map(|pt| (pt.t.as_secs_f64(), count(pt) as f64)),
+    );
+    points.extend(done.map(|(d, n)| (d.as_secs_f64(), n)));
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Series {
+        name: name.into(),
+        points,
+    }
+}
+
+/// A marker where a sample names a leader (node/term) other than the one
+/// before it.
+fn leader_changes(out: &Outcome) -> Vec<Marker> {
+    let mut markers = Vec::new();
+    let mut previous = None;
+    for pt in &out.curve {
+        if let Some((node, term)) = pt.leader {
+            if previous.is_some_and(|l| l != (node, term)) {
+                markers.push(Marker {
+                    x: pt.t.as_secs_f64(),
+                    label: format!("leader {}/{term}", node + 1),
+                });
+            }
+            previous = Some((node, term));
+        }
+    }
+    markers
 }
