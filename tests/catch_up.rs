@@ -104,6 +104,7 @@ async fn restarted_follower_catches_up_from_a_snapshot() {
             snapshot_every: Some(100),
             // Far smaller than the snapshot (hundreds of KB), so it travels in many chunks.
             snapshot_chunk_bytes: Some(16 * 1024),
+            ..Options::default()
         },
     )
     .await;

@@ -96,27 +96,24 @@ pub async fn run(
         },
     ));
 
-    let registrar = Arc::new(Registrar::new(client.clone(), registration));
+    let registrar = Arc::new(Registrar::new(client, registration));
     let (messages, inbox) = mpsc::channel(16);
     let mut reconciler = Reconciler::new(context, found_at_start);
     let links = {
-        let client = client.clone();
         let registrar = registrar.clone();
         let reports = reports.clone();
         tokio::spawn(async move {
-            let (node_id, ttl) = registrar.register().await;
+            let node = registrar.current().await;
             let heartbeat = HeartbeatLoop {
-                client: client.clone(),
                 registrar: registrar.clone(),
                 reports,
-                node_id: node_id.clone(),
-                ttl,
+                ttl: node.ttl,
+                node: node.clone(),
                 failures: 0,
             };
             let session = SessionLoop {
-                client,
                 registrar,
-                node_id,
+                node,
                 out: messages,
             };
             tokio::join!(heartbeat.run(), session.run());

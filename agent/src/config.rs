@@ -14,7 +14,8 @@ pub struct AgentConfig {
     pub managers: Vec<String>,
     /// The node's unique, stable name; its node id derives from it.
     pub name: String,
-    /// Sent as the bearer token on every call to the managers.
+    /// The cluster's join token (managers with ACL on): presented when the node
+    /// registers; heartbeats and the session then present the node's own secret.
     pub join_token: Option<String>,
     /// `docker` or `process`; `None` picks docker when the engine answers, else process.
     pub driver: Option<String>,

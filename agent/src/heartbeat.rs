@@ -6,16 +6,16 @@
 //! when reports are waiting — at most one beat per [`REPORT_COALESCE`], which lets a
 //! burst of state changes travel in one request. The leader answers once the reports
 //! are committed; a failed beat leaves them pending for the next one. A `404` means the
-//! managers do not know the node (any more): it registers again.
+//! managers do not know the node (any more), a `401` that they refuse its secret (ACL):
+//! either way it registers again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_api::session::Heartbeat;
-use gantry_api::Client;
 use tokio::time::Instant;
 
-use crate::registration::Registrar;
+use crate::registration::{Registrar, Registration};
 use crate::reports::Reports;
 
 /// Reports recorded within this long of each other travel together.
@@ -24,10 +24,10 @@ const REPORT_COALESCE: Duration = Duration::from_millis(25);
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(250);
 
 pub struct HeartbeatLoop {
-    pub client: Client,
     pub registrar: Arc<Registrar>,
     pub reports: Reports,
-    pub node_id: String,
+    /// The node's id and the client that presents its secret.
+    pub node: Registration,
     pub ttl: Duration,
     /// Beats failed in a row (only the first of a run is logged as a warning).
     pub failures: u32,
@@ -52,10 +52,10 @@ impl HeartbeatLoop {
     async fn beat(&mut self) -> Duration {
         let batch = self.reports.take_batch();
         let heartbeat = Heartbeat {
-            node_id: self.node_id.clone(),
+            node_id: self.node.node_id.clone(),
             updates: batch.reports.clone(),
         };
-        match self.client.heartbeat(&heartbeat).await {
+        match self.node.client.heartbeat(&heartbeat).await {
             Ok(ack) => {
                 if self.failures > 0 {
                     tracing::info!(failed = self.failures, "heartbeats answered again");
@@ -72,11 +72,14 @@ impl HeartbeatLoop {
                     REPORT_COALESCE
                 }
             }
-            Err(e) if e.is_not_found() => {
-                tracing::warn!("the managers do not know this node: registering again");
-                let (node_id, ttl) = self.registrar.register().await;
-                self.node_id = node_id;
-                self.ttl = ttl;
+            Err(e) if e.is_not_found() || e.status() == Some(401) => {
+                if e.is_not_found() {
+                    tracing::warn!("the managers do not know this node: registering again");
+                } else {
+                    tracing::warn!(error = %e, "the managers refused this node's secret: registering again");
+                }
+                self.node = self.registrar.refresh(Some(self.node.generation)).await;
+                self.ttl = self.node.ttl;
                 Duration::ZERO
             }
             Err(e) => {

@@ -5,22 +5,22 @@
 //! breaks — the leader died, stepped down, or went quiet past the idle timeout — opens a
 //! new one with any manager after a jittered backoff, which starts with a fresh complete
 //! set. While no manager answers, nothing is passed on, so the reconcile loop leaves
-//! every task running as it is.
+//! every task running as it is. A leader that does not know the node (`404`) or refuses
+//! its secret (`401`, ACL) makes it register again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_api::session::SessionMessage;
-use gantry_api::Client;
 use tokio::sync::mpsc;
 
 use crate::backoff::Backoff;
-use crate::registration::Registrar;
+use crate::registration::{Registrar, Registration};
 
 pub struct SessionLoop {
-    pub client: Client,
     pub registrar: Arc<Registrar>,
-    pub node_id: String,
+    /// The node's id and the client that presents its secret.
+    pub node: Registration,
     /// Complete sets and increments, in order, for the reconcile loop.
     pub out: mpsc::Sender<SessionMessage>,
 }
@@ -30,7 +30,7 @@ impl SessionLoop {
     pub async fn run(mut self) {
         let mut backoff = Backoff::from_entropy(Duration::from_millis(50), Duration::from_secs(2));
         loop {
-            match self.client.open_session(&self.node_id).await {
+            match self.node.client.open_session(&self.node.node_id).await {
                 Ok(mut session) => {
                     tracing::info!(manager = %session.manager(), "session opened");
                     loop {
@@ -55,9 +55,13 @@ impl SessionLoop {
                         }
                     }
                 }
-                Err(e) if e.is_not_found() => {
-                    tracing::warn!("the leader does not know this node: registering again");
-                    self.node_id = self.registrar.register().await.0;
+                Err(e) if e.is_not_found() || e.status() == Some(401) => {
+                    if e.is_not_found() {
+                        tracing::warn!("the leader does not know this node: registering again");
+                    } else {
+                        tracing::warn!(error = %e, "the leader refused this node's secret: registering again");
+                    }
+                    self.node = self.registrar.refresh(Some(self.node.generation)).await;
                     continue;
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot open a session"),

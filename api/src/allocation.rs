@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::Resources;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DesiredState {
     Run,
     Stop,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientState {
     Pending,
@@ -32,7 +32,7 @@ impl ClientState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     Unknown,
@@ -41,7 +41,7 @@ pub enum Health {
 }
 
 /// A host port reserved for one named port of a task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PortAssignment {
     pub task: String,
     pub name: String,
@@ -49,7 +49,7 @@ pub struct PortAssignment {
     pub container_port: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Allocation {
     pub id: String,
     pub job_id: String,
@@ -63,7 +63,19 @@ pub struct Allocation {
     pub desired: DesiredState,
     pub client_state: ClientState,
     pub health: Health,
+    /// Restarts of its tasks by the agent's restart policy (a task that exited or failed
+    /// its health check). Restarts asked for by an operator are not counted here and do
+    /// not use up the policy's attempts: see `restart_requests`.
     pub restart_count: u32,
+    /// How many in-place restarts an operator asked for (`POST
+    /// /v1/allocations/{id}/restart`). The agent restarts the tasks whenever it sees this
+    /// grow past what it last acted on; an agent that (re)starts takes the value it first
+    /// sees as already done.
+    #[serde(default)]
+    pub restart_requests: u64,
+    /// The task the last restart request named; `None` restarts every task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_task: Option<String>,
     /// The agent's last word on it (e.g. why it failed).
     pub message: String,
     /// Why it was placed where it is (e.g. `bin-pack: fills cpu to 75%`).
@@ -72,6 +84,15 @@ pub struct Allocation {
     pub modified_at_ms: u64,
     pub create_index: u64,
     pub modify_index: u64,
+}
+
+/// `POST /v1/allocations/{id}/restart` (the body is optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartRequest {
+    /// Restart only this task of the allocation; every task when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 impl Allocation {

@@ -106,6 +106,27 @@ impl<'de> Deserialize<'de> for GDuration {
     }
 }
 
+/// What the server accepts, as a regular expression: one or more `<number><unit>`
+/// terms (humantime's units; a fraction such as `1.5s` is allowed), spaces between
+/// them optional. A number too large for a duration is refused all the same.
+pub const SCHEMA_PATTERN: &str = r"^\s*([0-9]+(\.[0-9]+)?\s*(nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)\s*)+$";
+
+/// In the OpenAPI document a duration is the string people write, never a number.
+impl utoipa::PartialSchema for GDuration {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(SCHEMA_PATTERN))
+            .description(Some(
+                "A duration as text (humantime syntax): `2s`, `500ms`, `1m30s`, `1h`.",
+            ))
+            .examples(["2s", "1m30s"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for GDuration {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

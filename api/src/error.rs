@@ -30,17 +30,26 @@ pub mod codes {
     pub const CONFLICT: &str = "conflict";
     /// The request needs a valid bearer token.
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The bearer token is valid but its kind does not allow the request (403).
+    pub const FORBIDDEN: &str = "forbidden";
+    /// `POST /v1/acl/bootstrap` on a cluster that was already bootstrapped (409).
+    pub const ACL_BOOTSTRAPPED: &str = "acl_bootstrapped";
+    /// An ACL route on managers started without `--acl` (400).
+    pub const ACL_DISABLED: &str = "acl_disabled";
     /// A manager could not reach the agent of the node a request is about (502).
     pub const AGENT_UNREACHABLE: &str = "agent_unreachable";
+    /// The operation exists in the API but this version cannot carry it out (501), e.g.
+    /// leadership transfer.
+    pub const NOT_SUPPORTED: &str = "not_supported";
 }
 
 /// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// One of [`codes`].
     pub code: String,

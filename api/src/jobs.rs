@@ -33,7 +33,7 @@ pub mod job_status {
 
 /// `201` answer to `POST /v1/jobs` (and to `scale` and `revert`, which make
 /// a new version): the job is committed, not yet placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobRegistered {
     pub id: String,
     /// The job's version after this write (1 for a new job).
@@ -43,7 +43,7 @@ pub struct JobRegistered {
 }
 
 /// Answer to `DELETE /v1/jobs/{id}`: the job is stopped and removed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobDeleted {
     pub id: String,
     /// The Raft index at which the removal was committed.
@@ -51,7 +51,7 @@ pub struct JobDeleted {
 }
 
 /// `GET /v1/jobs/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub spec: JobSpec,
     pub version: u64,
@@ -69,7 +69,7 @@ pub struct Job {
 }
 
 /// One entry of `GET /v1/jobs`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobSummary {
     pub id: String,
     #[serde(rename = "type")]
@@ -81,7 +81,7 @@ pub struct JobSummary {
 }
 
 /// One entry of `GET /v1/jobs/{id}/versions`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobVersion {
     pub version: u64,
     pub spec: JobSpec,
@@ -91,15 +91,17 @@ pub struct JobVersion {
 }
 
 /// `POST /v1/jobs/{id}/scale`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScaleRequest {
+    /// At most 10,000.
+    #[schema(maximum = 10_000)]
     pub replicas: u32,
 }
 
 /// `POST /v1/jobs/{id}/revert`: make an earlier version current again (as a
 /// new version with that spec).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevertRequest {
     pub version: u64,

@@ -4,21 +4,26 @@
 //! JSON; defining it once here keeps them from drifting apart. This file only
 //! declares the modules and re-exports their main types.
 
+pub mod acl;
 pub mod allocation;
 pub mod client;
 pub mod duration;
 pub mod error;
+pub mod events;
 pub mod headers;
 pub mod job;
 pub mod jobs;
 pub mod node;
 pub mod scheduling;
+pub mod services;
 pub mod session;
 #[cfg(feature = "sim-agent")]
 pub mod sim_agent;
 pub mod status;
 
-pub use allocation::{Allocation, ClientState, DesiredState, Health, PortAssignment};
+pub use allocation::{
+    Allocation, ClientState, DesiredState, Health, PortAssignment, RestartRequest,
+};
 pub use client::{Client, ClientError, ClientOptions, Indexed};
 pub use duration::GDuration;
 pub use error::{codes, ErrorBody, ErrorDetail};
@@ -33,6 +38,7 @@ pub use jobs::{
 pub use node::{
     DrainRequest, Eligibility, EligibilityRequest, Node, NodeRegistration, NodeStatus, PortRange,
 };
+pub use services::{ServiceEndpoint, ServiceSummary};
 pub use session::{
     AllocationReport, Heartbeat, HeartbeatAck, NotLeaderBody, Registered, SessionMessage,
 };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::job::Resources;
 
 /// Host ports a node hands out for ports without a static `host_port`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PortRange {
     pub start: u16,
     /// Inclusive.
@@ -33,7 +33,7 @@ impl PortRange {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
     /// Registered; not yet heartbeating on a session.
@@ -43,7 +43,7 @@ pub enum NodeStatus {
     Down,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Eligibility {
     Eligible,
@@ -51,7 +51,7 @@ pub enum Eligibility {
 }
 
 /// What an agent tells the managers about its node when it registers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeRegistration {
     /// Unique, stable name of the node (the agent's `--name`); the node id derives from it.
@@ -72,7 +72,7 @@ pub struct NodeRegistration {
 }
 
 /// A node as the cluster state holds it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Node {
     pub id: String,
     pub name: String,
@@ -102,14 +102,14 @@ impl Node {
 }
 
 /// `POST /v1/nodes/{id}/drain`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrainRequest {
     pub enable: bool,
 }
 
 /// `POST /v1/nodes/{id}/eligibility`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EligibilityRequest {
     pub eligibility: Eligibility,

@@ -13,7 +13,7 @@ use crate::job::Resources;
 use crate::node::Node;
 
 /// `GET /v1/nodes/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeDetail {
     #[serde(flatten)]
     pub node: Node,
@@ -26,7 +26,7 @@ pub struct NodeDetail {
 }
 
 /// Why an instance fits nowhere: nodes counted by the first filter they failed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlacementExplanation {
     pub nodes_evaluated: usize,
     pub nodes_fit: usize,
@@ -37,7 +37,7 @@ pub struct PlacementExplanation {
 }
 
 /// One instance a plan would place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlannedSlot {
     pub slot: u32,
     pub node_id: String,
@@ -50,7 +50,7 @@ pub struct PlannedSlot {
 }
 
 /// One instance that fits nowhere.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UnplacedSlot {
     pub slot: Option<u32>,
     /// The node a global job's instance was meant for.
@@ -65,14 +65,14 @@ pub struct UnplacedSlot {
 }
 
 /// An allocation a plan would stop.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlannedStop {
     pub id: String,
     pub reason: String,
 }
 
 /// `POST /v1/jobs/{id}/plan`: what submitting the spec would do now. Nothing changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobPlan {
     pub job_id: String,
     /// The version the spec would become (the current one if it is unchanged).

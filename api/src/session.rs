@@ -42,6 +42,12 @@
 //! leader (an election) it answers `503` with code `no_quorum`: retry soon.
 //! A heartbeat for a node the leader does not know answers `404`: register
 //! again.
+//!
+//! **Auth** (managers started with `--acl`): registration needs the cluster's
+//! join token as the bearer token, and answers a `node_secret`; heartbeats and
+//! the session need that node secret as the bearer token. A refused token is
+//! `401` with code `unauthorized`; for a heartbeat or a session that means
+//! "register again".
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +75,10 @@ pub struct Registered {
     /// The node's id (derived from its name) for heartbeats and the session.
     pub node_id: String,
     pub heartbeat_ttl_ms: u64,
+    /// With ACL on: this node's own secret, the bearer token of its heartbeats and
+    /// session from now on (registering again replaces it). Absent with ACL off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_secret: Option<String>,
 }
 
 /// `POST /v1/agent/heartbeat`.

@@ -145,6 +145,13 @@ impl SimAgent {
             drivers: vec!["docker".into(), "process".into()],
             agent_addr: None,
         };
+        Self::start_registered(client, registration)
+    }
+
+    /// Starts an agent that registers its node as `registration` says (address, port
+    /// range, labels, ...).
+    pub fn start_registered(client: &Client, registration: NodeRegistration) -> SimAgent {
+        let name = registration.name.clone();
         let state = Arc::new(Mutex::new(AgentState::default()));
         let registered: Registered = Arc::new(watch::channel(None).0);
         let wake = Arc::new(Notify::new());
@@ -162,7 +169,7 @@ impl SimAgent {
             wake,
         ));
         SimAgent {
-            name: name.to_string(),
+            name,
             state,
             tasks: vec![heartbeats, sessions],
         }

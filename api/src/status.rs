@@ -17,7 +17,7 @@ pub mod roles {
 }
 
 /// `GET /v1/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusResponse {
     /// This manager's Raft node id.
     pub id: u64,
@@ -31,7 +31,7 @@ pub struct StatusResponse {
     pub members: Vec<Member>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LeaderRef {
     pub id: u64,
     /// The leader's `--listen` address (`host:port`).
@@ -39,7 +39,7 @@ pub struct LeaderRef {
 }
 
 /// A manager in the current membership.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {
     pub id: u64,
     pub addr: String,
@@ -48,7 +48,7 @@ pub struct Member {
 }
 
 /// `GET /v1/operator/raft`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RaftInfo {
     pub id: u64,
     pub leader: Option<LeaderRef>,
@@ -63,7 +63,7 @@ pub struct RaftInfo {
     pub members: Vec<MemberProgress>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberProgress {
     pub id: u64,
     pub addr: String,
@@ -76,7 +76,7 @@ pub struct MemberProgress {
 
 /// `POST /v1/operator/raft/peers`: add a manager (as a learner, then a voter
 /// once it has caught up).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddPeerRequest {
     pub id: u64,
@@ -84,7 +84,7 @@ pub struct AddPeerRequest {
 }
 
 /// Answer to adding or removing a manager: the membership afterwards.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MembersResponse {
     pub members: Vec<Member>,
 }

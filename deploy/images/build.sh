@@ -4,13 +4,22 @@
 # web root, imported into the local Docker engine. Tests, `gantry dev` and the examples use
 # it; nothing here is ever pulled.
 #
-# Usage: deploy/images/build.sh [--if-missing]
+# Usage: deploy/images/build.sh [--if-missing] [--tag IMAGE]
 #   --if-missing   do nothing when the image already exists
+#   --tag IMAGE    another name than gantry/busybox:latest
 set -euo pipefail
 
 IMAGE="gantry/busybox:latest"
+if_missing=false
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --if-missing) if_missing=true; shift ;;
+    --tag) IMAGE="$2"; shift 2 ;;
+    *) echo "error: unknown argument $1 (usage: $0 [--if-missing] [--tag IMAGE])" >&2; exit 2 ;;
+  esac
+done
 
-if [ "${1:-}" = "--if-missing" ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+if $if_missing && docker image inspect "$IMAGE" >/dev/null 2>&1; then
   echo "$IMAGE is present"
   exit 0
 fi

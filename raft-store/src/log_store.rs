@@ -53,6 +53,13 @@ impl LogStore {
         self.db.disk_usage_bytes()
     }
 
+    /// A consistent copy of the application's stored pairs with the log id they reflect
+    /// (the store is shared, so a clone kept beside the Raft node can read it). Blocking:
+    /// it reads every pair.
+    pub fn applied_data(&self) -> Result<crate::AppliedData, String> {
+        crate::applied_data::read(&self.db).map_err(|e| e.to_string())
+    }
+
     /// The entries with indexes in `[start, end)` (`end = None`: to the last entry).
     fn read_entries(&self, start: u64, end: Option<u64>) -> Result<Vec<Entry>, StoreError> {
         let rocks = self.db.rocks();

@@ -39,7 +39,7 @@ impl StateMachineStore {
             .get(CF_SM_META, LAST_MEMBERSHIP, "last membership")?
             .unwrap_or_default();
         let snapshots = Arc::new(Snapshots::open(db.clone())?);
-        load_app(&db, &*app)?;
+        load_app(&db, &*app, last_applied.map(|id: LogId| id.index))?;
         Ok(Self {
             db,
             app,
@@ -55,8 +55,9 @@ impl StateMachineStore {
     }
 }
 
-/// Feeds every stored key/value pair, in key order, to `app.load`.
-fn load_app(db: &Db, app: &dyn Application) -> Result<(), StoreError> {
+/// Feeds every stored key/value pair, in key order, to `app.load`, then tells it the
+/// applied index they reflect.
+fn load_app(db: &Db, app: &dyn Application, applied: Option<u64>) -> Result<(), StoreError> {
     let mut failure = None;
     let iter = db
         .rocks()
@@ -73,7 +74,9 @@ fn load_app(db: &Db, app: &dyn Application) -> Result<(), StoreError> {
     if let Some(e) = failure {
         return Err(e.into());
     }
-    loaded.map_err(StoreError::Load)
+    loaded.map_err(StoreError::Load)?;
+    app.loaded_at(applied);
+    Ok(())
 }
 
 /// The outcome of one apply call.
@@ -101,6 +104,7 @@ fn apply_entries(
             EntryPayload::Blank => Vec::new(),
             EntryPayload::Normal(command) => app.apply(log_id.index, &command.0, &mut writes),
             EntryPayload::Membership(membership) => {
+                app.membership_applied(log_id.index, &membership);
                 last_membership = Membership::new(Some(log_id), membership);
                 membership_changed = true;
                 Vec::new()
@@ -114,6 +118,11 @@ fn apply_entries(
     };
 
     let mut batch = WriteBatch::default();
+    if writes.cleared {
+        // `clear` dropped the ops recorded before it, so the batch holds none yet and the
+        // stored keys are all there is to delete.
+        db.clear_cf(&mut batch, CF_SM_DATA)?;
+    }
     let data = db.cf(CF_SM_DATA);
     for (key, value) in writes.ops {
         match value {
@@ -192,7 +201,7 @@ fn install(
     drop(guard);
 
     tracing::info!(%meta, pairs, bytes = data.len(), "installed a snapshot");
-    load_app(db, app)
+    load_app(db, app, meta.last_log_id.map(|id| id.index))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {

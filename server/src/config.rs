@@ -56,6 +56,13 @@ pub struct ServerConfig {
     /// How the scheduler ranks feasible nodes: bin-packing (fill the fullest node that
     /// fits) or spread (least loaded first).
     pub scheduler_algorithm: crate::scheduler::placement::Algorithm,
+    /// Require tokens on the API and the join token from agents (`--acl`).
+    pub acl: bool,
+    /// Shared by every manager; peer requests without it are refused when it is set.
+    pub cluster_secret: Option<crate::acl::ClusterSecret>,
+    /// Before starting, rewrite the stored membership to this manager alone (recovery
+    /// from the permanent loss of a quorum; `--force-new-cluster`).
+    pub force_new_cluster: bool,
 }
 
 impl ServerConfig {
@@ -73,6 +80,9 @@ impl ServerConfig {
             write_timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
             scheduler_algorithm: Default::default(),
+            acl: false,
+            cluster_secret: None,
+            force_new_cluster: false,
         }
     }
 

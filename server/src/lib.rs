@@ -4,12 +4,16 @@
 //! node and its peer transport (`raft`), the path a write takes to the log (`write`),
 //! and the admin HTTP API (`api`). `manager` wires them together and runs them.
 
+pub mod acl;
 pub mod api;
 pub mod config;
 pub mod dispatcher;
+pub mod events;
 pub mod manager;
+pub mod metrics;
 pub mod raft;
 pub mod scheduler;
+pub mod services;
 pub mod state;
 pub mod write;
 

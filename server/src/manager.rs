@@ -2,7 +2,7 @@
 //! bootstrap or join the cluster, and shut down cleanly.
 
 use crate::config::ServerConfig;
-use crate::raft::network::{peer_http_client, PeerNetwork};
+use crate::raft::network::{peer_http_client, PeerClient, PeerNetwork};
 use crate::raft::{settings, status, Raft};
 use crate::state::ClusterState;
 use crate::write::GroupCommit;
@@ -22,10 +22,13 @@ pub struct Manager {
     pub raft: Raft,
     pub state: Arc<ClusterState>,
     pub group_commit: GroupCommit,
-    /// Pooled client for manager-to-manager calls (Raft RPC and forwarding).
-    pub peer_client: reqwest::Client,
+    /// Pooled client for manager-to-manager calls (Raft RPC and forwarding); carries the
+    /// cluster secret.
+    pub peer_client: PeerClient,
     /// What the leader's scheduler could not place, and why (leader-local).
     pub scheduler: crate::scheduler::Shared,
+    /// The store Raft writes to, shared: read for consistent snapshot files.
+    pub store: gantry_raft_store::LogStore,
 }
 
 impl Manager {
@@ -57,14 +60,27 @@ pub async fn run(
             config.advertise_addr()
         );
     }
+    if config.acl && config.cluster_secret.is_none() {
+        anyhow::bail!(
+            "--acl needs a cluster secret shared by every manager, or anyone could append to \
+             this manager's log: give it with --cluster-secret-file PATH or the \
+             GANTRY_CLUSTER_SECRET environment variable (e.g. `openssl rand -hex 32`)"
+        );
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
 
+    // Before anything records: the recorder is the process's (several managers may share it).
+    crate::metrics::install();
     let state = Arc::new(ClusterState::new());
     let raft_dir = config.data_dir.join("raft");
+    if config.force_new_cluster {
+        crate::raft::recovery::force_single_member(&config, &raft_dir)?;
+    }
     let (log_store, state_machine) = gantry_raft_store::open(&raft_dir, state.clone())
         .with_context(|| format!("cannot open the Raft store in {}", raft_dir.display()))?;
-    let peer_client = peer_http_client();
+    let store = log_store.clone();
+    let peer_client = peer_http_client(config.cluster_secret.clone());
     let raft = Raft::new(
         config.id,
         Arc::new(settings::raft_config(&config)?),
@@ -86,9 +102,11 @@ pub async fn run(
         state,
         peer_client,
         scheduler: Default::default(),
+        store,
     });
     crate::scheduler::start(manager.clone());
     tracing::info!(id = manager.id, listen = %manager.config.listen, "manager serving");
+    warn_if_open(&manager.config);
 
     if !manager.config.initial_cluster.is_empty() {
         bootstrap(&manager).await?;
@@ -98,6 +116,7 @@ pub async fn run(
 
     let dispatcher = crate::dispatcher::Dispatcher::new(&manager);
     let shutdown = crate::dispatcher::start(&dispatcher, shutdown);
+    let shutdown = manager.state.events.close_on(shutdown);
     let app = crate::api::router(manager.clone(), &dispatcher);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -106,6 +125,23 @@ pub async fn run(
     tracing::info!("shutting down the Raft node");
     raft.shutdown().await.ok();
     Ok(())
+}
+
+/// Says loudly what is not protected.
+fn warn_if_open(config: &ServerConfig) {
+    if !config.acl {
+        tracing::warn!(
+            "ACL DISABLED: anyone who can reach {} can change this cluster; start every manager \
+             with --acl (and a cluster secret) to require tokens",
+            config.advertise_addr()
+        );
+    }
+    if config.cluster_secret.is_none() {
+        tracing::warn!(
+            "no cluster secret: the peer (Raft) routes accept requests from anyone; give every \
+             manager the same --cluster-secret-file or GANTRY_CLUSTER_SECRET"
+        );
+    }
 }
 
 /// Initialises the cluster with the configured voters. Every initial member does this with
@@ -136,7 +172,8 @@ async fn bootstrap(manager: &Manager) -> anyhow::Result<()> {
 }
 
 /// Asks an existing manager to add this one (as a learner, then a voter). Retries until it
-/// succeeds, or until this manager already appears in the membership.
+/// succeeds, or until this manager already appears in the membership. The request
+/// carries the cluster secret, which is what lets it in when ACL is on.
 async fn join_cluster(manager: Arc<Manager>, via: String) {
     let request = AddPeerRequest {
         id: manager.id,

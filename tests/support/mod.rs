@@ -30,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub mod agent;
+pub mod cli;
 
 /// The binary under test, built by cargo for this test target.
 pub const GANTRY: &str = env!("CARGO_BIN_EXE_gantry");
@@ -226,6 +227,8 @@ impl Resp {
 #[derive(Clone)]
 pub struct Api {
     client: reqwest::Client,
+    /// Sent as `Authorization: Bearer <token>` on every request (clusters with `--acl`).
+    token: Option<String>,
 }
 
 impl Default for Api {
@@ -243,7 +246,18 @@ impl Api {
             .no_proxy()
             .build()
             .expect("build reqwest client");
-        Self { client }
+        Self {
+            client,
+            token: None,
+        }
+    }
+
+    /// The same client (and pool), sending `token` as the bearer token (`None`: none).
+    pub fn with_token(&self, token: Option<&str>) -> Api {
+        Api {
+            client: self.client.clone(),
+            token: token.map(str::to_string),
+        }
     }
 
     /// Sends one request to `addr` (host:port). Transport errors (refused,
@@ -257,6 +271,9 @@ impl Api {
     ) -> Result<Resp, String> {
         let url = format!("http://{addr}{path}");
         let mut req = self.client.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
         match body {
             None => {}
             Some(Body::Json(v)) => req = req.json(&v),
@@ -647,6 +664,8 @@ pub struct Options {
     pub snapshot_every: Option<u64>,
     /// `--snapshot-chunk-bytes N` on every manager (small values force chunked transfers).
     pub snapshot_chunk_bytes: Option<u64>,
+    /// Further flags given to every manager (e.g. `--acl`).
+    pub extra_args: Vec<String>,
 }
 
 /// A set of `gantry server` processes on this machine.
@@ -709,6 +728,7 @@ impl Cluster {
             extra.push("--snapshot-chunk-bytes".to_string());
             extra.push(n.to_string());
         }
+        extra.extend(self.opts.extra_args.iter().cloned());
         extra
     }
 
@@ -805,6 +825,29 @@ impl Cluster {
         m.spawn();
         self.managers.insert(id, m);
         self.log(&format!("started manager {id} at {addr} with --join {via}"));
+    }
+
+    /// Restarts manager `id` (stopped) with the same data dir and command line, plus
+    /// `args` for this start only.
+    pub fn restart_with_args(&mut self, id: u64, args: &[&str]) {
+        self.log(&format!("restart manager {id} with {args:?}"));
+        let m = self
+            .managers
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no manager {id}"));
+        let usual = m.extra_args.clone();
+        m.extra_args.extend(args.iter().map(|a| a.to_string()));
+        m.spawn();
+        m.extra_args = usual;
+    }
+
+    /// Deletes the data dir of manager `id`, which must be stopped: it is lost for good.
+    pub fn wipe(&self, id: u64) {
+        let m = self.manager(id);
+        assert!(!m.is_running(), "manager {id} must be stopped to wipe it");
+        self.log(&format!("delete the data dir of manager {id}"));
+        std::fs::remove_dir_all(&m.data_dir)
+            .unwrap_or_else(|e| panic!("delete {}: {e}", m.data_dir.display()));
     }
 
     pub async fn status(&self, id: u64) -> Result<Status, String> {

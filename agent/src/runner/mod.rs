@@ -4,12 +4,14 @@
 //! change of state.
 //!
 //! The reconcile loop gives orders (`Update` with the managers' newest record, `Remove`
-//! once the allocation left the node's set); the runner reacts to those and to events
-//! from its tasks (an exit, a health verdict, a restart delay that ran out). Events carry
-//! the generation of the task instance they are about, so a late event of a replaced
-//! instance is ignored.
+//! once the allocation left the node's set); a record may ask for a stop, or for an
+//! operator's restart in place (`operator_restart`). The runner reacts to those and to
+//! events from its tasks (an exit, a health verdict, a restart delay that ran out).
+//! Events carry the generation of the task instance they are about, so a late event of a
+//! replaced instance is ignored.
 
 mod launch;
+mod operator_restart;
 mod policy;
 
 use std::path::PathBuf;
@@ -26,6 +28,7 @@ use crate::driver::{Driver, DriverError, Exit, FoundTask, TaskHandle};
 use crate::health::{self, HealthEvent, ProbeTarget};
 use crate::reports::Reports;
 use crate::task_table::{TaskEntry, TaskTable};
+use operator_restart::RestartAsk;
 use policy::{after_stop, AfterStop};
 
 pub use launch::task_ports;
@@ -94,6 +97,9 @@ pub fn spawn(
     let (events, event_receiver) = mpsc::unbounded_channel();
     let runner = Runner {
         restart_count: allocation.restart_count,
+        // Requests made before this runner existed are taken as done (see
+        // `operator_restart`): after an agent restart the tasks are adopted as they run.
+        restarts_acted_on: allocation.restart_requests,
         reported: (
             allocation.client_state,
             allocation.health,
@@ -161,6 +167,8 @@ struct Runner {
     spec: Option<Arc<JobSpec>>,
     tasks: Vec<TaskRun>,
     restart_count: u32,
+    /// The operator's restart requests this runner has carried out (or taken as done).
+    restarts_acted_on: u64,
     state: ClientState,
     message: String,
     /// What the managers last heard: (state, health, restarts, message).
@@ -186,9 +194,16 @@ impl Runner {
                 order = orders.recv() => match order {
                     Some(Order::Update(allocation)) => {
                         let stop = allocation.desired == DesiredState::Stop;
+                        let restart =
+                            operator_restart::requested(self.restarts_acted_on, &allocation);
+                        self.restarts_acted_on = allocation.restart_requests;
                         self.allocation = *allocation;
-                        if stop && !self.state.is_terminal() {
-                            self.stop_all("stopped").await;
+                        if stop {
+                            if !self.state.is_terminal() {
+                                self.stop_all("stopped").await;
+                            }
+                        } else if let Some(ask) = restart {
+                            self.restart_on_request(ask).await;
                         }
                     }
                     Some(Order::Remove) | None => {
@@ -453,6 +468,62 @@ impl Runner {
                 self.fail(message).await;
             }
         }
+    }
+
+    /// An operator asked for a restart in place: stop the tasks (with the grace period),
+    /// start them again under the same allocation. The restart policy's count is left
+    /// alone; a task that fails to start again goes through the policy as usual.
+    async fn restart_on_request(&mut self, ask: RestartAsk) {
+        if self.state.is_terminal() || self.tasks.is_empty() {
+            tracing::info!(alloc = %self.allocation.id, state = ?self.state,
+                "restart requested, but nothing runs: ignored");
+            return;
+        }
+        let (targets, what): (Vec<usize>, String) = match &ask {
+            RestartAsk::All => (
+                (0..self.tasks.len())
+                    .filter(|&i| !self.tasks[i].done)
+                    .collect(),
+                "all tasks".to_string(),
+            ),
+            RestartAsk::Task(name) => match self.tasks.iter().position(|t| &t.spec.name == name) {
+                Some(i) => (vec![i], format!("task {name}")),
+                None => {
+                    tracing::warn!(alloc = %self.allocation.id, task = %name,
+                        "restart requested for a task this allocation does not have");
+                    self.message = format!("restart requested for unknown task {name}: ignored");
+                    self.report();
+                    return;
+                }
+            },
+        };
+        tracing::info!(alloc = %self.allocation.id, %what, "restarting on an operator's request");
+        let grace = self.context.stop_grace;
+        let mut stops = Vec::new();
+        for &i in &targets {
+            let run = &mut self.tasks[i];
+            run.retire();
+            run.done = false;
+            if let Some(handle) = run.handle.take() {
+                let driver = run.driver.clone();
+                stops.push(async move {
+                    if let Err(e) = driver.stop(&handle, grace).await {
+                        tracing::warn!(id = %handle.id, error = %e, "cannot stop a task to restart it");
+                    }
+                    if let Err(e) = driver.remove(&handle).await {
+                        tracing::warn!(id = %handle.id, error = %e, "cannot remove a task to restart it");
+                    }
+                });
+            }
+        }
+        futures::future::join_all(stops).await;
+        self.message = format!("{what} restarted by an operator");
+        for i in targets {
+            if !self.start_task(i).await {
+                return;
+            }
+        }
+        self.mark_running_if_all_are();
     }
 
     /// The allocation failed: stop whatever still runs and say why.

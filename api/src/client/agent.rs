@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
 
-use super::{error, error_chain, manager_url, url, Call, Client, ClientError};
+use super::{error, error_chain, manager_url, url, Call, Client, ClientError, Unreachable};
 use crate::node::NodeRegistration;
 use crate::session::{
     Heartbeat, HeartbeatAck, NotLeaderBody, Registered, SessionMessage, LEADER_HEADER,
@@ -105,7 +105,7 @@ impl Client {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) if e.is_connect() => {
-                    failures.push(format!("{base}: {}", error_chain(&e)));
+                    failures.push(Unreachable::new(&base, &e));
                     continue;
                 }
                 Err(e) => {
@@ -147,10 +147,7 @@ impl Client {
                 _ => return Err(error::api_error(421, &body)),
             }
         }
-        Err(ClientError::Transport(format!(
-            "no leader reachable: {}",
-            failures.join("; ")
-        )))
+        Err(ClientError::Unreachable(failures))
     }
 
     /// Makes `base` the manager tried first, if it is one of ours.

@@ -1,6 +1,7 @@
 //! What can go wrong with a call to a manager, split by who is to blame:
-//! the manager said no (`Api`), no manager could be reached (`Transport`),
-//! or the answer was not what this client understands (`Decode`).
+//! the manager said no (`Api`), no manager could be reached (`Unreachable`),
+//! the connection failed mid-request (`Transport`), or the answer was not
+//! what this client understands (`Decode`).
 
 use crate::error::{codes, ErrorBody};
 
@@ -11,7 +12,10 @@ pub enum ClientError {
     /// the status and the text.
     #[error("{status} {body}")]
     Api { status: u16, body: ErrorBody },
-    /// No manager could be reached, or the connection failed mid-request.
+    /// No manager accepted a connection: each one tried, with why.
+    #[error("no manager reachable: {}", describe_unreachable(.0))]
+    Unreachable(Vec<Unreachable>),
+    /// A connection failed mid-request (or a stream broke).
     #[error("transport error: {0}")]
     Transport(String),
     /// A 2xx answer this client could not decode.
@@ -46,6 +50,72 @@ impl ClientError {
     pub fn is_no_quorum(&self) -> bool {
         self.code() == Some(codes::NO_QUORUM)
     }
+
+    /// No manager accepted a connection.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Unreachable(_))
+    }
+}
+
+/// A manager that did not accept a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable {
+    /// `host:port`.
+    pub manager: String,
+    /// Short, for people: `connection refused`, `timed out`, or the error's last cause.
+    pub reason: String,
+}
+
+impl Unreachable {
+    /// From a failed connection attempt to `base`.
+    pub(super) fn new(base: &reqwest::Url, e: &reqwest::Error) -> Unreachable {
+        let manager = match (base.host_str(), base.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            _ => base.to_string(),
+        };
+        Unreachable {
+            manager,
+            reason: connect_reason(e),
+        }
+    }
+}
+
+fn describe_unreachable(failures: &[Unreachable]) -> String {
+    failures
+        .iter()
+        .map(|f| format!("{}: {}", f.manager, f.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why a connection could not be made, in a few words: the innermost I/O error's kind
+/// when it is a common one, else the innermost cause's message.
+fn connect_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut last = e.to_string();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            let known = match io.kind() {
+                ConnectionRefused => Some("connection refused"),
+                TimedOut => Some("timed out"),
+                ConnectionReset => Some("connection reset"),
+                HostUnreachable => Some("host unreachable"),
+                NetworkUnreachable => Some("network unreachable"),
+                AddrNotAvailable => Some("address not available"),
+                _ => None,
+            };
+            if let Some(known) = known {
+                return known.into();
+            }
+        }
+        last = cause.to_string();
+        source = cause.source();
+    }
+    last
 }
 
 /// The error body of a non-2xx answer; made up when the body is not one.

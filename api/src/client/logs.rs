@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{error, error_chain, url, Call, Client, ClientError};
+use super::{error, error_chain, url, Call, Client, ClientError, Unreachable};
 
 /// The whole-request timeout of a followed log stream (reqwest counts the body too): long,
 /// since it lasts as long as the task runs.
@@ -63,7 +63,7 @@ impl Client {
 
     /// Like `call`, moving on to the next manager while connections are refused, but
     /// returns a 2xx response with its body unread.
-    async fn streaming(
+    pub(super) async fn streaming(
         &self,
         call: &Call<'_>,
         timeout: Option<Duration>,
@@ -85,7 +85,7 @@ impl Client {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) if e.is_connect() => {
-                    failures.push(format!("{base}: {}", error_chain(&e)));
+                    failures.push(Unreachable::new(base, &e));
                     continue;
                 }
                 Err(e) => {
@@ -106,10 +106,7 @@ impl Client {
                 .map_err(|e| ClientError::Transport(format!("{base}: {}", error_chain(&e))))?;
             return Err(error::api_error(status.as_u16(), &body));
         }
-        Err(ClientError::Transport(format!(
-            "no manager reachable: {}",
-            failures.join("; ")
-        )))
+        Err(ClientError::Unreachable(failures))
     }
 }
 

@@ -9,10 +9,15 @@
 //! `reqwest::Client` (a connection pool) serves every call; `Client` is
 //! cheap to clone and clones share the pool.
 
+mod acl;
 mod agent;
 mod error;
+mod events;
 mod logs;
+mod operator;
 mod scheduling;
+mod services;
+mod snapshot;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,9 +30,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use agent::Session;
-pub use error::ClientError;
+pub use error::{ClientError, Unreachable};
+pub use events::{EventStream, SseMessage, SseParser, StreamMessage};
 pub use logs::LogsQuery;
+pub use operator::TransferLeaderRequest;
 pub use scheduling::AllocationFilter;
+pub use snapshot::{SnapshotFile, SnapshotRestored, SNAPSHOT_FORMAT};
 
 use crate::headers::INDEX_HEADER;
 use crate::job::JobSpec;
@@ -192,6 +200,19 @@ impl Client {
         })
     }
 
+    /// The same managers (and connection pool) with another bearer token: an agent
+    /// registers with the join token, then calls with its node's own secret.
+    pub fn with_token(&self, token: Option<String>) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                managers: self.inner.managers.clone(),
+                token,
+                current: AtomicUsize::new(self.inner.current.load(Ordering::Relaxed)),
+            }),
+        }
+    }
+
     /// The managers' base URLs, in the order given.
     pub fn managers(&self) -> &[Url] {
         &self.inner.managers
@@ -308,9 +329,9 @@ impl Client {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) if e.is_connect() => {
-                    let reason = error_chain(&e);
-                    tracing::debug!(manager = %base, %reason, "manager unreachable, trying the next");
-                    failures.push(format!("{base}: {reason}"));
+                    let failure = Unreachable::new(base, &e);
+                    tracing::debug!(manager = %base, reason = %failure.reason, "manager unreachable, trying the next");
+                    failures.push(failure);
                     continue;
                 }
                 Err(e) => {
@@ -337,10 +358,7 @@ impl Client {
             }
             return Ok(Answer { index, body });
         }
-        Err(ClientError::Transport(format!(
-            "no manager reachable: {}",
-            failures.join("; ")
-        )))
+        Err(ClientError::Unreachable(failures))
     }
 }
 

@@ -170,12 +170,30 @@ async fn fails_over_to_a_live_manager_and_stays_there() {
 }
 
 #[tokio::test]
-async fn all_managers_down_is_a_transport_error() {
-    let client = Client::new([dead(), dead()], None).unwrap();
-    match client.status().await.unwrap_err() {
-        ClientError::Transport(msg) => assert!(msg.starts_with("no manager reachable: "), "{msg}"),
-        other => panic!("expected a transport error, got {other:?}"),
+async fn all_managers_down_is_unreachable_with_each_reason() {
+    let (a, b) = (dead(), dead());
+    let client = Client::new([&a, &b], None).unwrap();
+    let err = client.status().await.unwrap_err();
+    match &err {
+        ClientError::Unreachable(failures) => {
+            let got: Vec<(&str, &str)> = failures
+                .iter()
+                .map(|f| (f.manager.as_str(), f.reason.as_str()))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    (a.as_str(), "connection refused"),
+                    (b.as_str(), "connection refused")
+                ]
+            );
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
     }
+    assert_eq!(
+        err.to_string(),
+        format!("no manager reachable: {a}: connection refused; {b}: connection refused")
+    );
 }
 
 #[tokio::test]

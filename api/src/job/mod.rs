@@ -19,26 +19,30 @@ use serde::{Deserialize, Serialize};
 pub use crate::duration::GDuration;
 pub use parse::parse_job_spec;
 pub use spec_error::SpecError;
-pub use validate::{validate_job_id, MAX_JOB_ID_LEN, MAX_REPLICAS};
+pub use validate::{validate_job_id, validate_service_name, MAX_JOB_ID_LEN, MAX_REPLICAS};
 
 /// A job: one or more tasks placed together, `replicas` times.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// `[A-Za-z0-9_.-]{1,128}`; also the job's name in URLs.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,128}$", example = "web")]
     pub id: String,
     #[serde(rename = "type", default)]
     pub kind: JobType,
     /// Instances to keep running. Ignored for `global` jobs, which run one
     /// instance on every eligible node. `0` is valid (a stopped service).
     #[serde(default = "default_replicas")]
+    #[schema(default = 1)]
     pub replicas: u32,
     /// 1..=100; higher is placed first.
     #[serde(default = "default_priority")]
+    #[schema(default = 50, minimum = 1, maximum = 100)]
     pub priority: u8,
     #[serde(default)]
     pub constraints: Vec<Constraint>,
     /// All tasks of a job run together as one allocation on one node.
+    #[schema(min_items = 1)]
     pub tasks: Vec<TaskSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartPolicy>,
@@ -55,7 +59,9 @@ fn default_priority() -> u8 {
 }
 
 /// How instances of a job are counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum JobType {
     /// Keep `replicas` instances running.
@@ -78,19 +84,21 @@ impl JobType {
 }
 
 /// A filter on node attributes (`label.zone`, `node.name`, ...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Constraint {
+    #[schema(pattern = r"\S")]
     pub attribute: String,
     pub operator: ConstraintOperator,
     /// Required except for `is_set` / `is_not_set`. A regex for `regex`; a
     /// comma-separated list for the `set_contains_*` operators. YAML numbers
     /// and booleans are taken as their text (`value: 3` is `"3"`).
     #[serde(default, deserialize_with = "string_like::string")]
+    #[schema(schema_with = string_like::string_schema)]
     pub value: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ConstraintOperator {
     #[serde(rename = "=")]
     Equal,
@@ -119,20 +127,25 @@ impl ConstraintOperator {
 }
 
 /// One container of a job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
+    #[schema(pattern = r"\S")]
     pub name: String,
     /// Which driver runs it: `docker` (the default) or `process`. Placement only
     /// considers nodes whose agent offers this driver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(docker|process)$")]
     pub driver: Option<String>,
+    #[schema(pattern = r"\S")]
     pub image: String,
     /// Empty: the image's default command. YAML numbers are taken as text.
     #[serde(default, deserialize_with = "string_like::seq")]
+    #[schema(schema_with = string_like::seq_schema)]
     pub command: Vec<String>,
     /// YAML numbers and booleans are taken as their text (`PORT: 8080`).
     #[serde(default, deserialize_with = "string_like::map")]
+    #[schema(schema_with = string_like::map_schema)]
     pub env: BTreeMap<String, String>,
     pub resources: Resources,
     #[serde(default)]
@@ -150,7 +163,7 @@ impl TaskSpec {
 }
 
 /// What one instance of a task reserves on its node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
     pub cpu_millis: u64,
@@ -158,22 +171,36 @@ pub struct Resources {
 }
 
 /// A named container port, optionally published on the host and as a service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortSpec {
     /// Unique within the job; health checks and services refer to it.
+    #[schema(pattern = r"\S")]
     pub name: String,
+    #[schema(minimum = 1)]
     pub container_port: u16,
     /// A static host port; `None` lets the scheduler pick a free one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub host_port: Option<u16>,
-    /// Register healthy instances under this service name.
+    /// Register healthy instances under this service name (a DNS label: lowercase
+    /// letters, digits and `-`) instead of the default `<job id>-<port name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub service: Option<String>,
+    /// Tags listed with the service's endpoints (e.g. `primary`, `v2`). YAML numbers
+    /// are taken as text.
+    #[serde(
+        default,
+        deserialize_with = "string_like::seq",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schema(schema_with = string_like::seq_schema)]
+    pub tags: Vec<String>,
 }
 
 /// How the agent decides an instance of a task is healthy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     #[serde(rename = "type")]
@@ -190,10 +217,13 @@ pub struct HealthCheck {
         deserialize_with = "string_like::seq",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schema(schema_with = string_like::seq_schema)]
     pub command: Vec<String>,
     #[serde(default = "default_health_interval")]
+    #[schema(default = "10s")]
     pub interval: GDuration,
     #[serde(default = "default_health_timeout")]
+    #[schema(default = "2s")]
     pub timeout: GDuration,
     /// Failures during this long after start do not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +231,7 @@ pub struct HealthCheck {
     /// Consecutive failures that make the task unhealthy and restart it (per the
     /// job's restart policy); at least 1.
     #[serde(default = "default_health_threshold")]
+    #[schema(default = 3)]
     pub threshold: u32,
 }
 
@@ -216,7 +247,7 @@ fn default_health_timeout() -> GDuration {
     GDuration::from_secs(2)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthCheckKind {
     /// A 2xx answer to `GET path` on the port.
@@ -229,7 +260,7 @@ pub enum HealthCheckKind {
 
 /// Restarts of a failed task on the same node before the allocation fails
 /// and the job is rescheduled elsewhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RestartPolicy {
     pub attempts: u32,
@@ -246,10 +277,11 @@ impl Default for RestartPolicy {
 }
 
 /// How a new job version rolls out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpdateStrategy {
     /// Instances replaced at a time; at least 1.
+    #[schema(minimum = 1)]
     pub max_parallel: u32,
     /// How long a new instance must stay healthy to count.
     pub min_healthy: GDuration,

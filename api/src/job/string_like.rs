@@ -31,6 +31,49 @@ pub(super) fn seq<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Stri
     Ok(items.into_iter().map(|s| s.0).collect())
 }
 
+/// The OpenAPI schema of one lenient value: a string, or an integer or boolean that the
+/// server takes as its text (answers always carry the string).
+fn value_schema() -> utoipa::openapi::schema::OneOfBuilder {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::Integer))
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .description(Some(
+            "A string; an integer or a boolean is taken as its text (a float is refused). \
+             Answers always carry the string.",
+        ))
+}
+
+/// Schema of a field read with [`string`].
+pub(super) fn string_schema() -> utoipa::openapi::schema::Schema {
+    value_schema().into()
+}
+
+/// Schema of a field read with [`seq`].
+pub(super) fn seq_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(value_schema())
+        .into()
+}
+
+/// Schema of a field read with [`map`].
+pub(super) fn map_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    use utoipa::openapi::RefOr;
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^[^=\u0000]+$")),
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
+            value_schema().into(),
+        ))))
+        .into()
+}
+
 struct StringLike(String);
 
 impl<'de> Deserialize<'de> for StringLike {

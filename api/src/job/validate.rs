@@ -212,12 +212,65 @@ fn validate_task(at: &str, task: &TaskSpec) -> Result<(), SpecError> {
                 "must be 1 to 65535 (leave it out for a dynamic port)",
             ));
         }
-        if port.service.as_deref().is_some_and(|s| s.trim().is_empty()) {
-            return Err(SpecError::new(format!("{at}.service"), "must not be empty"));
+        if let Some(service) = &port.service {
+            validate_service_name(service)
+                .map_err(|message| SpecError::new(format!("{at}.service"), message))?;
+        }
+        for (k, tag) in port.tags.iter().enumerate() {
+            validate_tag(tag)
+                .map_err(|message| SpecError::new(format!("{at}.tags[{k}]"), message))?;
         }
     }
     if let Some(health) = &task.health {
         validate_health(&format!("{at}.health"), health, task)?;
+    }
+    Ok(())
+}
+
+/// The longest service name: one DNS label.
+pub const MAX_SERVICE_NAME_LEN: usize = 63;
+/// The longest service tag.
+pub const MAX_TAG_LEN: usize = 128;
+
+/// A service name is one DNS label (RFC 1123): 1 to 63 lowercase letters, digits and
+/// `-`, starting and ending with a letter or digit, so it can be used in DNS and URLs.
+pub fn validate_service_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_SERVICE_NAME_LEN {
+        return Err(format!(
+            "{name:?} is {} characters long; a service name is at most {MAX_SERVICE_NAME_LEN}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "{name:?} has the character {c:?}; use lowercase letters, digits and '-' (a DNS label)"
+        ));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(format!(
+            "{name:?} must start and end with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_tag(tag: &str) -> Result<(), String> {
+    if tag.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if tag.len() > MAX_TAG_LEN {
+        return Err(format!("is longer than {MAX_TAG_LEN} characters"));
+    }
+    if tag.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "{tag:?} must not contain spaces or control characters"
+        ));
     }
     Ok(())
 }
@@ -295,6 +348,7 @@ mod tests {
             container_port,
             host_port,
             service: None,
+            tags: Vec::new(),
         }
     }
 
@@ -395,6 +449,27 @@ mod tests {
             err.to_string(),
             "tasks[0].ports[1].host_port: host port 80 is also used by tasks[0].ports[0]"
         );
+    }
+
+    #[test]
+    fn service_names_are_dns_labels_and_tags_are_words() {
+        let mut spec = example();
+        spec.tasks[0].ports[0].service = Some("web-frontend-2".into());
+        spec.tasks[0].ports[0].tags = vec!["primary".into(), "v=2".into()];
+        spec.validate().unwrap();
+
+        for bad in ["", "Web", "web_front", "-web", "web-", "web.front"] {
+            let err = invalid(|s| s.tasks[0].ports[0].service = Some(bad.into()));
+            assert_eq!(err.field, "tasks[0].ports[0].service", "{bad:?}: {err}");
+        }
+        let err = invalid(|s| s.tasks[0].ports[0].service = Some("a".repeat(64)));
+        assert_eq!(err.field, "tasks[0].ports[0].service");
+        validate_service_name(&"a".repeat(63)).unwrap();
+
+        let err = invalid(|s| s.tasks[0].ports[0].tags = vec!["ok".into(), "two words".into()]);
+        assert_eq!(err.field, "tasks[0].ports[0].tags[1]");
+        let err = invalid(|s| s.tasks[0].ports[0].tags = vec![String::new()]);
+        assert_eq!(err.field, "tasks[0].ports[0].tags[0]");
     }
 
     #[test]

@@ -20,8 +20,10 @@ pub struct AgentArgs {
     #[arg(long, env = "GANTRY_NAME")]
     pub name: String,
 
-    /// Token presented to the managers.
-    #[arg(long, env = "GANTRY_JOIN_TOKEN")]
+    /// The cluster's join token, needed when the managers run with --acl (printed by
+    /// `gantry acl bootstrap`; a new one by `gantry acl join-token rotate`). The node gets
+    /// a secret of its own when it registers.
+    #[arg(long, env = "GANTRY_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
 
     /// Run tasks with this driver only: `docker` or `process`. Without it the agent offers

@@ -2,7 +2,8 @@
 //! Gantry out.
 //!
 //! The managers and the agent run in this process, each with its own temporary dir; the
-//! dirs are removed on exit unless `--keep` is given. The agent offers the Docker driver
+//! dirs are removed on exit unless `--keep` is given. ACL is off (a banner says so at
+//! start): anyone who can reach the ports can use the cluster. The agent offers the Docker driver
 //! when the engine answers, and the process driver always. Ctrl-C stops the agent —
 //! which stops and removes the containers it started — and then the managers.
 
@@ -24,6 +25,27 @@ pub struct DevArgs {
     /// Keep the data dirs after exit (their path is printed).
     #[arg(long)]
     pub keep: bool,
+}
+
+/// The dev cluster runs without ACL, and says so where nobody can miss it.
+fn print_acl_banner(addrs: &[SocketAddr]) {
+    let addrs: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
+    let lines = [
+        format!(
+            "ACL DISABLED: anyone who can reach {} can change this cluster",
+            addrs.join(", ")
+        ),
+        "No token is needed for anything. For a cluster others can reach, run".to_string(),
+        "`gantry server --acl` with a cluster secret instead (see the README, Auth).".to_string(),
+    ];
+    let width = lines.iter().map(|l| l.len()).max().unwrap_or(0);
+    let rule = "!".repeat(width + 8);
+    println!("{rule}");
+    for line in &lines {
+        println!("!!! {line:<width$} !!!");
+    }
+    println!("{rule}");
+    println!();
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -69,7 +91,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     ));
 
     let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
-    println!("Gantry dev cluster: 3 managers and 1 agent (auth off: any client can write)");
+    print_acl_banner(&addrs);
+    println!("Gantry dev cluster: 3 managers and 1 agent");
     println!("  API       {}", urls[0]);
     for (i, url) in urls.iter().enumerate() {
         println!("  manager {}  {url}", i + 1);

@@ -1,6 +1,7 @@
 //! `gantry server`: run one manager.
 
 use clap::Args;
+use gantry_server::acl::ClusterSecret;
 use gantry_server::config::{parse_initial_cluster, RaftTiming};
 use gantry_server::scheduler::placement::Algorithm;
 use gantry_server::ServerConfig;
@@ -37,6 +38,13 @@ pub struct ServerArgs {
     #[arg(long, env = "GANTRY_JOIN")]
     pub join: Option<String>,
 
+    /// Recovery from quorum loss, on the last surviving manager only: before starting,
+    /// rewrite its stored membership to itself alone (all data kept), so it leads a
+    /// one-member cluster. Then add new managers with --join, and restart this one
+    /// without the flag. Never start the lost managers again with their old data.
+    #[arg(long, env = "GANTRY_FORCE_NEW_CLUSTER", conflicts_with = "join")]
+    pub force_new_cluster: bool,
+
     /// Snapshot the state (and purge the log behind it) every this many log entries.
     #[arg(long, env = "GANTRY_SNAPSHOT_EVERY", default_value_t = 20_000)]
     pub snapshot_every: u64,
@@ -69,6 +77,27 @@ pub struct ServerArgs {
     /// Largest accepted API request body, in bytes (larger ones get `413`).
     #[arg(long, env = "GANTRY_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+
+    /// Require tokens: every API call but `GET /v1/status` and `POST /v1/acl/bootstrap`
+    /// needs a bearer token, and agents need the join token. Give every manager the same
+    /// setting and a cluster secret. Bootstrap once with `gantry acl bootstrap`.
+    #[arg(long, env = "GANTRY_ACL")]
+    pub acl: bool,
+
+    /// A file holding the secret every manager of the cluster shares (at least 16
+    /// characters, e.g. `openssl rand -hex 32 > FILE`). Peer (Raft) requests carry it, and
+    /// are refused without it. Required with --acl unless GANTRY_CLUSTER_SECRET is set.
+    #[arg(
+        long,
+        env = "GANTRY_CLUSTER_SECRET_FILE",
+        conflicts_with = "cluster_secret"
+    )]
+    pub cluster_secret_file: Option<PathBuf>,
+
+    /// The cluster secret itself. Prefer the GANTRY_CLUSTER_SECRET environment variable or
+    /// --cluster-secret-file: other users of this machine can see a command line.
+    #[arg(long, env = "GANTRY_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -124,6 +153,19 @@ impl ServerArgs {
         config.write_timeout = self.write_timeout;
         config.max_body_bytes = self.max_body_bytes;
         config.scheduler_algorithm = self.scheduler_algorithm.into();
+        config.force_new_cluster = self.force_new_cluster;
+        config.acl = self.acl;
+        config.cluster_secret = match (&self.cluster_secret_file, &self.cluster_secret) {
+            (Some(path), _) => Some(
+                ClusterSecret::from_file(path)
+                    .map_err(|e| anyhow::anyhow!("--cluster-secret-file: {e}"))?,
+            ),
+            (None, Some(text)) => Some(
+                ClusterSecret::new(text)
+                    .map_err(|e| anyhow::anyhow!("GANTRY_CLUSTER_SECRET: {e}"))?,
+            ),
+            (None, None) => None,
+        };
         Ok(config)
     }
 }

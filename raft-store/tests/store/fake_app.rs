@@ -1,7 +1,8 @@
 //! A test fake of the [`Application`]: an in-memory map, written through to the store.
 //!
-//! A command `key` stores `key = <index>`; a command `del:key` deletes `key`. The
-//! response is the previous value (empty if none), so tests can see what was applied.
+//! A command `key` stores `key = <index>`; a command `del:key` deletes `key`; the
+//! command `clear` deletes everything. The response is the previous value (empty if
+//! none), so tests can see what was applied.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,6 +46,11 @@ impl Application for FakeApp {
 
     fn apply(&self, index: u64, command: &[u8], writes: &mut Writes) -> Vec<u8> {
         let mut data = self.data.lock().unwrap();
+        if command == b"clear" {
+            writes.clear();
+            data.clear();
+            return Vec::new();
+        }
         match command.strip_prefix(b"del:") {
             Some(key) => {
                 writes.delete(key);

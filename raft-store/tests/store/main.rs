@@ -4,5 +4,7 @@
 //! One test binary, so RocksDB is linked once.
 
 mod fake_app;
+mod force_new_cluster;
+mod hooks;
 mod reopen;
 mod suite;

@@ -362,3 +362,35 @@ async fn disk_usage_is_reported() {
     s.log.blocking_append([command(1, 1, "a")]).await.unwrap();
     assert!(s.log.disk_usage_bytes() > 0);
 }
+
+#[tokio::test]
+async fn a_clear_deletes_all_stored_data_even_from_the_same_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = open_store(dir.path());
+        s.sm.apply([command(1, 1, "a"), command(1, 2, "b")])
+            .await
+            .unwrap();
+        // "zzz" sorts after every stored key and is cleared before it reaches the store.
+        s.sm.apply([
+            command(1, 3, "zzz"),
+            command(1, 4, "clear"),
+            command(1, 5, "c"),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(s.app.data(), kv(&[("c", "5")]));
+        let copy = s.log.applied_data().unwrap();
+        assert_eq!(copy.last_applied, Some(log_id(1, 5)));
+        assert_eq!(
+            copy.pairs,
+            kv(&[("c", "5")]).into_iter().collect::<Vec<_>>()
+        );
+    }
+    let s = open_store(dir.path());
+    assert_eq!(
+        s.app.data(),
+        kv(&[("c", "5")]),
+        "only what followed the clear"
+    );
+}

@@ -10,13 +10,31 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// `?job=&node=&status=` (status: a client state, e.g. `running`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Filter {
+    /// Only the allocations of this job.
     pub job: Option<String>,
+    /// Only the allocations on this node.
     pub node: Option<String>,
+    /// Only the allocations in this client state.
+    #[param(value_type = Option<ClientState>)]
     pub status: Option<String>,
 }
 
+/// Allocations, filtered by job, node and client state.
+#[utoipa::path(
+    get,
+    path = "/v1/allocations",
+    operation_id = "list_allocations",
+    tag = "allocations",
+    params(super::consistency::ReadParams, Filter),
+    responses(
+        (status = 200, description = "The matching allocations", body = Vec<gantry_api::Allocation>),
+        (status = 400, description = "A bad filter, or a bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn list(
     State(manager): State<Arc<Manager>>,
     Query(params): Query<ReadParams>,
@@ -52,6 +70,20 @@ pub async fn list(
     Ok(Json(list))
 }
 
+/// One allocation.
+#[utoipa::path(
+    get,
+    path = "/v1/allocations/{id}",
+    operation_id = "get_allocation",
+    tag = "allocations",
+    params(("id" = String, Path, description = "The allocation's id"), super::consistency::ReadParams),
+    responses(
+        (status = 200, description = "The allocation", body = gantry_api::Allocation),
+        (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
+        (status = 404, description = "No such allocation", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn get(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,

@@ -18,13 +18,22 @@ use std::time::Duration;
 const MAX_WAIT: Duration = Duration::from_secs(300);
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Default, Deserialize)]
+/// `?stale`, `?index`, `?wait` of every read route.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReadParams {
+    /// `true` (or `1`, or the bare `?stale`) answers from this manager's replica without
+    /// asking the leader: fast and available without a quorum, possibly behind.
     #[serde(default)]
+    #[param(schema_with = super::openapi::flag_schema)]
     pub stale: Option<String>,
+    /// A blocking query: answer once this manager has applied a log index above this
+    /// one (an `X-Gantry-Index` from an earlier answer), or when `wait` runs out.
     #[serde(default)]
     pub index: Option<u64>,
+    /// How long a blocking query may wait (default `60s`, at most `5m`).
     #[serde(default)]
+    #[param(schema_with = super::openapi::duration_schema)]
     pub wait: Option<String>,
 }
 

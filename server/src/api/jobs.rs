@@ -20,6 +20,27 @@ use gantry_api::jobs::{
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Registers a job, or a new version of it when the spec changed.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    operation_id = "register_job",
+    tag = "jobs",
+    request_body(
+        description = "The job spec, as JSON or (with `Content-Type: application/yaml`) YAML",
+        content(
+            (gantry_api::JobSpec = "application/json"),
+            (gantry_api::JobSpec = "application/yaml"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Committed (not yet placed)", body = gantry_api::JobRegistered),
+        (status = 400, description = "The spec does not parse or validate (`invalid_spec`, with `field`)", body = gantry_api::ErrorBody),
+        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
+        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn register(
     State(manager): State<Arc<Manager>>,
     headers: HeaderMap,
@@ -44,6 +65,26 @@ pub async fn register(
 
 /// `POST /v1/jobs/{id}/plan`: a dry run of registering the spec in the body (JSON or
 /// YAML, like `POST /v1/jobs`) against the state as it is now. Changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/plan",
+    operation_id = "plan_job",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id"),),
+    request_body(
+        description = "The job spec, as JSON or (with `Content-Type: application/yaml`) YAML; its `id` must be the one of the URL",
+        content(
+            (gantry_api::JobSpec = "application/json"),
+            (gantry_api::JobSpec = "application/yaml"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "What registering the spec would do now", body = gantry_api::scheduling::JobPlan),
+        (status = 400, description = "The spec does not parse or validate, or names another job", body = gantry_api::ErrorBody),
+        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn plan(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,
@@ -74,6 +115,19 @@ pub async fn plan(
     )))
 }
 
+/// Every job, with its status.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    operation_id = "list_jobs",
+    tag = "jobs",
+    params(super::consistency::ReadParams),
+    responses(
+        (status = 200, description = "Every job", body = Vec<gantry_api::JobSummary>),
+        (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn list(
     State(manager): State<Arc<Manager>>,
     Query(params): Query<ReadParams>,
@@ -97,6 +151,20 @@ pub async fn list(
     Ok(Json(summaries))
 }
 
+/// One job: its current spec, version and status.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    operation_id = "get_job",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id"), super::consistency::ReadParams),
+    responses(
+        (status = 200, description = "The job", body = gantry_api::Job),
+        (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
+        (status = 404, description = "No such job", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn get(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,
@@ -114,6 +182,20 @@ pub async fn get(
     Ok(Json(job))
 }
 
+/// Every version of a job, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/versions",
+    operation_id = "job_versions",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id"), super::consistency::ReadParams),
+    responses(
+        (status = 200, description = "The job's versions, newest first", body = Vec<gantry_api::JobVersion>),
+        (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
+        (status = 404, description = "No such job", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn versions(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,
@@ -133,6 +215,20 @@ pub async fn versions(
     Ok(Json(history))
 }
 
+/// Stops a job and removes it.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    operation_id = "delete_job",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id"),),
+    responses(
+        (status = 200, description = "Removed", body = gantry_api::JobDeleted),
+        (status = 404, description = "No such job", body = gantry_api::ErrorBody),
+        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn delete(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,
@@ -148,6 +244,23 @@ pub async fn delete(
     }
 }
 
+/// Changes a job's replica count (a new version).
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/scale",
+    operation_id = "scale_job",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id"),),
+    request_body = gantry_api::ScaleRequest,
+    responses(
+        (status = 201, description = "Committed as a new version", body = gantry_api::JobRegistered),
+        (status = 400, description = "A malformed body, or more replicas than allowed", body = gantry_api::ErrorBody),
+        (status = 404, description = "No such job", body = gantry_api::ErrorBody),
+        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
+        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn scale(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,
@@ -174,6 +287,23 @@ pub async fn scale(
     registered(applied)
 }
 
+/// Makes an earlier version current again (as a new version with its spec).
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/revert",
+    operation_id = "revert_job",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id"),),
+    request_body = gantry_api::RevertRequest,
+    responses(
+        (status = 201, description = "Committed as a new version", body = gantry_api::JobRegistered),
+        (status = 400, description = "A malformed body", body = gantry_api::ErrorBody),
+        (status = 404, description = "No such job, or no such version of it", body = gantry_api::ErrorBody),
+        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
+        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn revert(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,

@@ -23,6 +23,25 @@ use std::time::Duration;
 /// as the task's logs are followed).
 const AGENT_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The query the agent reads (`agent/src/logs_http.rs`); the manager passes it on as it
+/// came, so this type only documents it.
+#[allow(dead_code)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LogsQuery {
+    /// Which task of the allocation; needed when it has several.
+    task: Option<String>,
+    /// Keep the answer open and send new output as it comes.
+    #[param(schema_with = super::openapi::flag_schema)]
+    follow: Option<String>,
+    /// Only the last N lines.
+    #[param(minimum = 0)]
+    tail: Option<u64>,
+    /// Which output stream (default `all`).
+    #[param(value_type = Option<String>, pattern = "^(stdout|stderr|all)?$")]
+    stream: Option<String>,
+}
+
 /// The agent serving an allocation's logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct AgentTarget {
@@ -31,6 +50,22 @@ struct AgentTarget {
     addr: String,
 }
 
+/// A task's logs, read from the agent of the allocation's node.
+#[utoipa::path(
+    get,
+    path = "/v1/allocations/{id}/logs",
+    operation_id = "allocation_logs",
+    tag = "allocations",
+    params(("id" = String, Path, description = "The allocation's id"), LogsQuery),
+    responses(
+        (status = 200, description = "The task's output as plain text, streamed (and followed with `follow=true`)", content_type = "text/plain", body = String),
+        (status = 400, description = "A bad query parameter, or no `task` for an allocation of several tasks", body = gantry_api::ErrorBody),
+        (status = 404, description = "No such allocation (or task) here or on its node", body = gantry_api::ErrorBody),
+        (status = 409, description = "The node's agent serves no logs (it registered without an agent address)", body = gantry_api::ErrorBody),
+        (status = 500, description = "The node's driver could not read the logs", body = gantry_api::ErrorBody),
+        (status = 502, description = "The node's agent could not be reached (`agent_unreachable`)", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn get(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,
@@ -230,6 +265,8 @@ mod tests {
             client_state: ClientState::Running,
             health: Health::Unknown,
             restart_count: 0,
+            restart_requests: 0,
+            restart_task: None,
             message: String::new(),
             placement_reason: String::new(),
             created_at_ms: 0,

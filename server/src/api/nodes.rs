@@ -17,6 +17,19 @@ use gantry_api::scheduling::NodeDetail;
 use gantry_api::{DrainRequest, EligibilityRequest, Node, Resources};
 use std::sync::Arc;
 
+/// Every node.
+#[utoipa::path(
+    get,
+    path = "/v1/nodes",
+    operation_id = "list_nodes",
+    tag = "nodes",
+    params(super::consistency::ReadParams),
+    responses(
+        (status = 200, description = "Every node", body = Vec<gantry_api::Node>),
+        (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn list(
     State(manager): State<Arc<Manager>>,
     Query(params): Query<ReadParams>,
@@ -26,6 +39,20 @@ pub async fn list(
     Ok(Json(state.nodes.by_id.values().cloned().collect()))
 }
 
+/// One node, with what it holds: reserved and free resources, and its allocations.
+#[utoipa::path(
+    get,
+    path = "/v1/nodes/{id}",
+    operation_id = "get_node",
+    tag = "nodes",
+    params(("id" = String, Path, description = "The node's id"), super::consistency::ReadParams),
+    responses(
+        (status = 200, description = "The node", body = gantry_api::scheduling::NodeDetail),
+        (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
+        (status = 404, description = "No such node", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn get(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,
@@ -60,6 +87,23 @@ pub async fn get(
     }))
 }
 
+/// Starts or stops draining a node: no new work, and what runs there moves elsewhere.
+#[utoipa::path(
+    post,
+    path = "/v1/nodes/{id}/drain",
+    operation_id = "drain_node",
+    tag = "nodes",
+    params(("id" = String, Path, description = "The node's id"),),
+    request_body = gantry_api::DrainRequest,
+    responses(
+        (status = 200, description = "The node afterwards", body = gantry_api::Node),
+        (status = 400, description = "A malformed body", body = gantry_api::ErrorBody),
+        (status = 404, description = "No such node", body = gantry_api::ErrorBody),
+        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
+        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn drain(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,
@@ -73,6 +117,23 @@ pub async fn drain(
     node_answer(submit(&manager, command).await?)
 }
 
+/// Makes a node eligible or ineligible for new work (what runs there stays).
+#[utoipa::path(
+    post,
+    path = "/v1/nodes/{id}/eligibility",
+    operation_id = "set_node_eligibility",
+    tag = "nodes",
+    params(("id" = String, Path, description = "The node's id"),),
+    request_body = gantry_api::EligibilityRequest,
+    responses(
+        (status = 200, description = "The node afterwards", body = gantry_api::Node),
+        (status = 400, description = "A malformed body", body = gantry_api::ErrorBody),
+        (status = 404, description = "No such node", body = gantry_api::ErrorBody),
+        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
+        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
+        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn eligibility(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,

@@ -28,6 +28,24 @@ use std::time::Duration;
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 const PEERS_PATH: &str = "/v1/operator/raft/peers";
 
+/// Adds a manager: first as a learner that receives the log, then, once it has caught
+/// up, as a voter. Runs on the leader (forwarded there).
+#[utoipa::path(
+    post,
+    path = "/v1/operator/raft/peers",
+    operation_id = "add_peer",
+    tag = "operator",
+    request_body = gantry_api::AddPeerRequest,
+    responses(
+        (status = 200, description = "The membership afterwards", body = gantry_api::status::MembersResponse),
+        (status = 400, description = "A malformed body, a zero id or an address that is not HOST:PORT", body = gantry_api::ErrorBody),
+        (status = 409, description = "The id is a member at another address, or a membership change is in progress", body = gantry_api::ErrorBody),
+        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
+        (status = 500, description = "The Raft node stopped", body = gantry_api::ErrorBody),
+        (status = 503, description = "No leader, or leadership moved during the change; retry", body = gantry_api::ErrorBody),
+        (status = 504, description = "The new manager did not catch up in time; it stays a learner", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn add_peer(
     State(manager): State<Arc<Manager>>,
     raw: Result<Bytes, BytesRejection>,
@@ -106,6 +124,22 @@ pub async fn add_peer(
     Ok(members_response(&manager).into_response())
 }
 
+/// Removes a manager from the membership. Runs on the leader (forwarded there).
+#[utoipa::path(
+    delete,
+    path = "/v1/operator/raft/peers/{id}",
+    operation_id = "remove_peer",
+    tag = "operator",
+    params(("id" = u64, Path, description = "The manager's Raft node id")),
+    responses(
+        (status = 200, description = "The membership afterwards", body = gantry_api::status::MembersResponse),
+        (status = 400, description = "Not a numeric id, or the last voter", body = gantry_api::ErrorBody),
+        (status = 404, description = "Not a member", body = gantry_api::ErrorBody),
+        (status = 409, description = "A membership change is in progress", body = gantry_api::ErrorBody),
+        (status = 500, description = "The Raft node stopped", body = gantry_api::ErrorBody),
+        (status = 503, description = "No leader, or leadership moved during the change; retry", body = gantry_api::ErrorBody),
+    )
+)]
 pub async fn remove_peer(
     State(manager): State<Arc<Manager>>,
     Path(id): Path<String>,

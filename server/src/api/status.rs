@@ -8,6 +8,15 @@ use axum::Json;
 use gantry_api::status::{MemberProgress, RaftInfo, StatusResponse};
 use std::sync::Arc;
 
+/// This manager's id and role, the leader it knows of, and the membership. Answers
+/// from local knowledge, so it works without a quorum.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    operation_id = "status",
+    tag = "status",
+    responses((status = 200, description = "This manager's view", body = gantry_api::StatusResponse))
+)]
 pub async fn get_status(State(manager): State<Arc<Manager>>) -> Json<StatusResponse> {
     let metrics = manager.raft.metrics().borrow().clone();
     let commit_index = status::commit_index(&manager.raft, &metrics).await;
@@ -22,6 +31,15 @@ pub async fn get_status(State(manager): State<Arc<Manager>>) -> Json<StatusRespo
     })
 }
 
+/// The Raft group as this manager sees it, with each member's replication progress (known
+/// on the leader only). Works without a quorum.
+#[utoipa::path(
+    get,
+    path = "/v1/operator/raft",
+    operation_id = "raft_info",
+    tag = "operator",
+    responses((status = 200, description = "The Raft group", body = gantry_api::RaftInfo))
+)]
 pub async fn get_raft(State(manager): State<Arc<Manager>>) -> Json<RaftInfo> {
     let metrics = manager.raft.metrics().borrow().clone();
     let commit_index = status::commit_index(&manager.raft, &metrics).await;

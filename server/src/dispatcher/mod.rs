@@ -150,9 +150,11 @@ impl Dispatcher {
             match proposed {
                 Ok(Ok(applied)) => match applied.outcome {
                     Outcome::Node { .. } => {
-                        metrics::counter!("gantry_node_status_changes", "status" => status_name(status))
+                        metrics::counter!(crate::metrics::names::NODE_STATUS_CHANGES, "status" => status_name(status))
                             .increment(1);
                         if status == NodeStatus::Down {
+                            metrics::counter!(crate::metrics::names::HEARTBEATS_MISSED)
+                                .increment(1);
                             tracing::warn!(node = %node_id, index = applied.index, "node missed its heartbeat TTL: marked down");
                         } else {
                             tracing::info!(node = %node_id, index = applied.index, ?status, "node status changed");

@@ -1,8 +1,10 @@
 //! The agent routes (protocol: `gantry_api::session`): register on any manager,
 //! heartbeat and session on the leader only; a follower answers those with `421` and
-//! where the leader is.
+//! where the leader is. With ACL on, registering needs the join token and answers the
+//! node's own secret, which heartbeats and the session need (`crate::acl::agents`).
 
 use super::{now_ms, Dispatcher};
+use crate::acl::agents as acl;
 use crate::api::body::json;
 use crate::api::ApiError;
 use crate::manager::Manager;
@@ -12,7 +14,7 @@ use crate::write::submit;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::Query;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -41,8 +43,10 @@ pub fn router(dispatcher: Arc<Dispatcher>) -> Router<Arc<Manager>> {
 
 async fn register(
     Extension(dispatcher): Extension<Arc<Dispatcher>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Registered>, ApiError> {
+    acl::check_join_token(&dispatcher.manager, &headers).await?;
     let registration: NodeRegistration = json(body)?;
     check_name(&registration.name)?;
     let command = Command::RegisterNode {
@@ -52,6 +56,7 @@ async fn register(
     let applied = submit(&dispatcher.manager, command).await?;
     match applied.outcome {
         Outcome::Node { node } => Ok(Json(Registered {
+            node_secret: acl::issue_node_secret(&dispatcher.manager, &node.id).await?,
             node_id: node.id,
             heartbeat_ttl_ms: dispatcher.ttl().as_millis() as u64,
         })),
@@ -64,12 +69,16 @@ async fn register(
 
 async fn heartbeat(
     Extension(dispatcher): Extension<Arc<Dispatcher>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<HeartbeatAck>, Response> {
     dispatcher
         .require_leader()
         .map_err(IntoResponse::into_response)?;
     let heartbeat: Heartbeat = json(body).map_err(IntoResponse::into_response)?;
+    acl::check_node_secret(&dispatcher.manager, &headers, &heartbeat.node_id)
+        .await
+        .map_err(IntoResponse::into_response)?;
     let (status, updates) = {
         let state = dispatcher.manager.state.read();
         let Some(node) = state.nodes.by_id.get(&heartbeat.node_id) else {
@@ -128,6 +137,7 @@ struct SessionQuery {
 
 async fn session(
     Extension(dispatcher): Extension<Arc<Dispatcher>>,
+    headers: HeaderMap,
     query: Result<Query<SessionQuery>, QueryRejection>,
 ) -> Response {
     let term = match dispatcher.require_leader() {
@@ -138,6 +148,9 @@ async fn session(
         Ok(Query(query)) => query.node,
         Err(e) => return ApiError::bad_request(format!("expected ?node=ID: {e}")).into_response(),
     };
+    if let Err(refused) = acl::check_node_secret(&dispatcher.manager, &headers, &node_id).await {
+        return refused.into_response();
+    }
     let status = match dispatcher.manager.state.read().nodes.by_id.get(&node_id) {
         Some(node) => node.status,
         None => return unknown_node(&node_id),

@@ -42,19 +42,19 @@ pub fn open(dispatcher: Arc<Dispatcher>, node_id: String, term: u64) -> Response
         .into_response()
 }
 
-/// Counts open sessions in the `gantry_agent_sessions` gauge while alive.
+/// Counts open sessions in the `gantry_agents_connected` gauge while alive.
 struct Gauge;
 
 impl Gauge {
     fn new() -> Self {
-        metrics::gauge!("gantry_agent_sessions").increment(1.0);
+        metrics::gauge!(crate::metrics::names::AGENTS_CONNECTED).increment(1.0);
         Gauge
     }
 }
 
 impl Drop for Gauge {
     fn drop(&mut self) {
-        metrics::gauge!("gantry_agent_sessions").decrement(1.0);
+        metrics::gauge!(crate::metrics::names::AGENTS_CONNECTED).decrement(1.0);
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod network;
 pub mod peer_routes;
+pub mod recovery;
 pub mod settings;
 pub mod status;
 

@@ -11,9 +11,14 @@
 //! machine every time it is retried, so requests are kept under [`MAX_APPEND_BYTES`]:
 //! a larger one is refused before it is sent, with a hint of how many entries would fit,
 //! and openraft retries at once with fewer.
+//!
+//! Every request carries the cluster secret (see [`PeerClient`]); a manager with a
+//! secret answers `401` to peer requests without it.
 
 use super::codec;
 use super::{NodeId, TypeConfig};
+use crate::acl::ClusterSecret;
+use gantry_api::acl::CLUSTER_SECRET_HEADER;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
     Unreachable,
@@ -24,6 +29,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
+use reqwest::RequestBuilder;
 use serde::{de::DeserializeOwned, Serialize};
 use std::time::Duration;
 
@@ -35,23 +41,71 @@ pub const SNAPSHOT_PATH: &str = "/v1/raft/snapshot";
 pub const MAX_APPEND_BYTES: usize = 256 * 1024;
 
 /// Builds the shared HTTP client used for every manager-to-manager call.
-pub fn peer_http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+pub fn peer_http_client(secret: Option<ClusterSecret>) -> PeerClient {
+    let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_millis(500))
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(16)
         .tcp_nodelay(true)
         .build()
-        .expect("HTTP client builds")
+        .expect("HTTP client builds");
+    PeerClient { http, secret }
+}
+
+/// The pooled client for requests to other managers: each request it builds carries
+/// the cluster secret (when this manager has one) in `X-Gantry-Cluster-Secret`.
+///
+/// It dereferences to the plain `reqwest::Client` (same pool, no secret) for requests
+/// that leave the managers, such as the agents' log endpoints, which must never see the
+/// secret; `request`, `get`, `post`, `put` and `delete` called on a `PeerClient` itself
+/// are the peer requests.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    secret: Option<ClusterSecret>,
+}
+
+impl PeerClient {
+    pub fn request(&self, method: reqwest::Method, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.secret {
+            Some(secret) => request.header(CLUSTER_SECRET_HEADER, secret.header_value()),
+            None => request,
+        }
+    }
+
+    pub fn get(&self, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        self.request(reqwest::Method::GET, url)
+    }
+
+    pub fn post(&self, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        self.request(reqwest::Method::POST, url)
+    }
+
+    pub fn put(&self, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        self.request(reqwest::Method::PUT, url)
+    }
+
+    pub fn delete(&self, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        self.request(reqwest::Method::DELETE, url)
+    }
+}
+
+impl std::ops::Deref for PeerClient {
+    type Target = reqwest::Client;
+
+    fn deref(&self) -> &reqwest::Client {
+        &self.http
+    }
 }
 
 #[derive(Clone)]
 pub struct PeerNetwork {
-    client: reqwest::Client,
+    client: PeerClient,
 }
 
 impl PeerNetwork {
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: PeerClient) -> Self {
         Self { client }
     }
 }
@@ -73,7 +127,7 @@ pub struct PeerConnection {
     target: NodeId,
     node: BasicNode,
     base_url: String,
-    client: reqwest::Client,
+    client: PeerClient,
 }
 
 impl PeerConnection {

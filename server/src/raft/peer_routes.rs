@@ -1,19 +1,26 @@
 //! The server side of peer RPC: Raft messages from other managers, and the writes and
 //! read-index requests that followers forward to the leader.
+//!
+//! A manager with a cluster secret answers `401` to any of them that does not carry it,
+//! before reading the body: no client can append to its log, vote, or propose.
 
 use super::codec;
 use super::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use super::TypeConfig;
+use crate::api::ApiError;
 use crate::manager::Manager;
 use crate::state::Command;
 use crate::write::forward::{PROPOSE_PATH, READ_INDEX_PATH};
 use crate::write::ProposeError;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use gantry_api::acl::CLUSTER_SECRET_HEADER;
+use gantry_api::error::codes;
 use openraft::error::{CheckIsLeaderError, RaftError};
 use serde::Serialize;
 use std::sync::Arc;
@@ -22,7 +29,7 @@ use std::sync::Arc;
 /// Raft settings, well below this.
 const PEER_BODY_LIMIT: usize = 256 << 20;
 
-pub fn routes() -> Router<Arc<Manager>> {
+pub fn routes(manager: Arc<Manager>) -> Router<Arc<Manager>> {
     Router::new()
         .route(APPEND_PATH, post(append))
         .route(VOTE_PATH, post(vote))
@@ -30,6 +37,33 @@ pub fn routes() -> Router<Arc<Manager>> {
         .route(PROPOSE_PATH, post(propose))
         .route(READ_INDEX_PATH, post(read_index))
         .layer(DefaultBodyLimit::max(PEER_BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(
+            manager,
+            require_cluster_secret,
+        ))
+}
+
+async fn require_cluster_secret(
+    State(manager): State<Arc<Manager>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match &manager.config.cluster_secret {
+        Some(secret) if !secret.presented_in(request.headers()) => {
+            tracing::debug!(path = %request.uri().path(), "peer request without the cluster secret refused");
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                codes::UNAUTHORIZED,
+                format!(
+                    "peer routes need the cluster secret in {CLUSTER_SECRET_HEADER}: is the \
+                     calling manager started with the same --cluster-secret-file or \
+                     GANTRY_CLUSTER_SECRET?"
+                ),
+            )
+            .into_response()
+        }
+        _ => next.run(request).await,
+    }
 }
 
 async fn append(State(manager): State<Arc<Manager>>, body: Bytes) -> Response {

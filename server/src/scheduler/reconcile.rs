@@ -298,8 +298,10 @@ impl<R: RngCore> Run<'_, R> {
         true
     }
 
-    /// May a slot with no live allocation be placed now? No when a batch slot completed;
-    /// not yet when it failed recently (backoff; `retry_at_ms` says when).
+    /// May a slot with no live allocation be placed now? No when a batch slot completed
+    /// (ran to its end while meant to run: one stopped by the managers or an operator did
+    /// not finish its work); not yet when it failed recently (backoff; `retry_at_ms` says
+    /// when).
     fn may_place(
         &mut self,
         allocations: &[Allocation],
@@ -310,7 +312,11 @@ impl<R: RngCore> Run<'_, R> {
         let mut last_failure = 0u64;
         for a in history {
             match a.client_state {
-                ClientState::Complete if self.spec.kind == JobType::Batch => return false,
+                ClientState::Complete
+                    if self.spec.kind == JobType::Batch && a.desired == DesiredState::Run =>
+                {
+                    return false
+                }
                 ClientState::Failed if a.modified_at_ms + FAILURE_WINDOW_MS > self.now_ms => {
                     failures += 1;
                     last_failure = last_failure.max(a.modified_at_ms);
@@ -390,6 +396,8 @@ impl<R: RngCore> Run<'_, R> {
             client_state: ClientState::Pending,
             health: Health::Unknown,
             restart_count: 0,
+            restart_requests: 0,
+            restart_task: None,
             message: String::new(),
             placement_reason: p.reason,
             created_at_ms: self.now_ms,

@@ -381,6 +381,62 @@ fn batch_complete_is_done_and_failed_is_retried_with_backoff() {
 }
 
 #[test]
+fn an_allocation_stopped_by_an_operator_is_replaced() {
+    let mut sim = Sim::new();
+    sim.node("n1", 4000);
+    sim.node("n2", 4000);
+    sim.job("web", "service", 2, 100);
+    sim.job("etl", "batch", 1, 100);
+    sim.job("agentd", "global", 0, 100);
+    sim.round();
+    sim.run_all();
+    assert_eq!(sim.round().0, Plan::default());
+
+    let stopped: Vec<Allocation> = ["web", "etl", "agentd"]
+        .iter()
+        .map(|job| sim.live(job)[0].clone())
+        .collect();
+    for a in &stopped {
+        let outcome = sim.apply(vec![Command::StopAllocation {
+            id: a.id.clone(),
+            now_ms: sim.now,
+        }]);
+        assert!(
+            matches!(outcome[0], Outcome::Allocation { .. }),
+            "{outcome:?}"
+        );
+    }
+    // The agents stop them before the scheduler looks: a batch slot stopped by an
+    // operator has not finished its work, so it is placed again like the others.
+    let old: Vec<String> = stopped.iter().map(|a| a.id.clone()).collect();
+    sim.report(&old, ClientState::Complete);
+    let (plan, _) = sim.round();
+    assert!(plan.stops.is_empty(), "already stopped: {plan:?}");
+    let mut placed: Vec<(String, u32)> = plan
+        .placements
+        .iter()
+        .map(|p| (p.allocation.job_id.clone(), p.allocation.slot))
+        .collect();
+    placed.sort();
+    let mut wanted: Vec<(String, u32)> =
+        stopped.iter().map(|a| (a.job_id.clone(), a.slot)).collect();
+    wanted.sort();
+    assert_eq!(placed, wanted, "one replacement per stopped slot");
+    let global = plan
+        .placements
+        .iter()
+        .find(|p| p.allocation.job_id == "agentd")
+        .unwrap();
+    assert_eq!(global.allocation.node_id, stopped[2].node_id);
+
+    sim.run_all();
+    assert_eq!(sim.round().0, Plan::default());
+    assert_eq!(sim.live("web").len(), 2);
+    assert_eq!(sim.live("etl").len(), 1);
+    assert_eq!(sim.live("agentd").len(), 2);
+}
+
+#[test]
 fn a_deleted_job_is_stopped() {
     let mut sim = Sim::new();
     sim.node("n1", 4000);

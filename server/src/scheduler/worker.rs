@@ -114,6 +114,8 @@ struct Worker<'a> {
     drains_ending: BTreeSet<String>,
     /// Look at the draining nodes again even without a change (a commit failed).
     drain_check: bool,
+    /// When each dirty job was taken up, for the placement latency metric.
+    dirty_since: HashMap<String, Instant>,
     rng: StdRng,
 }
 
@@ -133,6 +135,7 @@ impl<'a> Worker<'a> {
             draining: BTreeSet::new(),
             drains_ending: BTreeSet::new(),
             drain_check: false,
+            dirty_since: HashMap::new(),
             rng: StdRng::from_os_rng(),
         }
     }
@@ -156,6 +159,7 @@ impl<'a> Worker<'a> {
                 self.load_everything();
             } else {
                 self.follow(&touched.nodes);
+                taken_up(&mut self.dirty_since, &touched.jobs);
                 self.dirty.extend(touched.jobs);
             }
             if check_drains {
@@ -181,6 +185,7 @@ impl<'a> Worker<'a> {
                 .filter(|(_, &at)| at <= now)
                 .map(|(job, _)| job.clone())
                 .collect();
+            taken_up(&mut self.dirty_since, &due);
             for job in due {
                 self.timers.remove(&job);
                 self.dirty.insert(job);
@@ -232,6 +237,7 @@ impl<'a> Worker<'a> {
             }
         }
         self.dirty.extend(state.jobs.current.keys().cloned());
+        taken_up(&mut self.dirty_since, &self.dirty);
         self.globals = state
             .jobs
             .current
@@ -267,9 +273,18 @@ impl<'a> Worker<'a> {
                     self.drains_ending.remove(id);
                 }
             }
-            self.dirty
-                .extend(state.allocations.on_node(id).map(|a| a.job_id.clone()));
+            let on_node: Vec<String> = state
+                .allocations
+                .on_node(id)
+                .map(|a| a.job_id.clone())
+                .collect();
+            taken_up(&mut self.dirty_since, &on_node);
+            self.dirty.extend(on_node);
         }
+        taken_up(
+            &mut self.dirty_since,
+            self.globals.iter().chain(&self.blocked),
+        );
         self.dirty.extend(self.globals.iter().cloned());
         self.dirty.append(&mut self.blocked);
     }
@@ -293,6 +308,8 @@ impl<'a> Worker<'a> {
 
         let mut plan = Plan::default();
         let mut planned_jobs = Vec::new();
+        let mut planned_since = HashMap::new();
+        let mut evaluated = 0;
         let mut placement_updates = Vec::new();
         let mut freed = false;
         let mut iter = jobs.into_iter();
@@ -308,6 +325,9 @@ impl<'a> Worker<'a> {
                 allocations: &allocations,
             };
             let out = reconcile(&input, &self.nodes, &mut self.view, now_ms, &mut self.rng);
+            evaluated += 1;
+            crate::metrics::scheduler::unplaced(&out.unplaced);
+            let since = self.dirty_since.remove(&id);
             if let Some(at) = out.retry_at_ms {
                 self.timers.insert(id.clone(), at);
             }
@@ -332,14 +352,19 @@ impl<'a> Worker<'a> {
             held.extend(out.placements.iter().map(|p| p.allocation.id.clone()));
             plan.stops.extend(out.stops);
             plan.placements.extend(out.placements);
+            if let Some(since) = since {
+                planned_since.insert(id.clone(), since);
+            }
             planned_jobs.push(id);
             if plan.placements.len() >= MAX_PLACEMENTS_PER_ROUND {
                 break;
             }
         }
+        crate::metrics::scheduler::evaluated(evaluated);
         // Left for the next round.
         self.dirty.extend(iter.map(|(id, _, _)| id));
         if freed {
+            taken_up(&mut self.dirty_since, &self.blocked);
             self.dirty.append(&mut self.blocked);
         }
         let manager = self.manager;
@@ -347,7 +372,8 @@ impl<'a> Worker<'a> {
         let failed = if plan.stops.is_empty() && plan.placements.is_empty() {
             placements.await
         } else {
-            tokio::join!(self.commit(plan, planned_jobs, now_ms), placements).1
+            let commit = self.commit(plan, planned_jobs, planned_since, now_ms);
+            tokio::join!(commit, placements).1
         };
         for job in failed {
             // Proposed again when the job is next evaluated.
@@ -465,7 +491,13 @@ impl<'a> Worker<'a> {
         released
     }
 
-    async fn commit(&mut self, plan: Plan, jobs: Vec<String>, now_ms: u64) {
+    async fn commit(
+        &mut self,
+        plan: Plan,
+        jobs: Vec<String>,
+        since: HashMap<String, Instant>,
+        now_ms: u64,
+    ) {
         let placements = plan.placements.len();
         let stops = plan.stops.len();
         let by_alloc: HashMap<String, String> = plan
@@ -477,6 +509,7 @@ impl<'a> Worker<'a> {
         match self.manager.group_commit.propose(&command).await {
             Ok(applied) => match applied.outcome {
                 Outcome::PlanApplied { result } => {
+                    crate::metrics::scheduler::plan_applied(&result, &by_alloc, &since);
                     tracing::debug!(
                         index = applied.index,
                         placed = result.placed.len(),
@@ -507,6 +540,10 @@ impl<'a> Worker<'a> {
             },
             Err(e) => {
                 tracing::warn!(error = %e, placements, stops, "scheduler: plan not committed; retrying");
+                // Still waiting since then.
+                for (job, at) in since {
+                    self.dirty_since.entry(job).or_insert(at);
+                }
                 // The view holds placements that may not exist: reload it all.
                 tokio::time::sleep(COMMIT_RETRY).await;
                 self.load_everything();
@@ -528,6 +565,17 @@ async fn commit_placements(manager: &Manager, updates: Vec<Command>) -> Vec<Stri
         }
     }
     failed
+}
+
+/// Records now as when `jobs` were taken up (made dirty), for those not already waiting:
+/// the start of their placement latency.
+fn taken_up<'j>(since: &mut HashMap<String, Instant>, jobs: impl IntoIterator<Item = &'j String>) {
+    let now = Instant::now();
+    for job in jobs {
+        if !since.contains_key(job) {
+            since.insert(job.clone(), now);
+        }
+    }
 }
 
 /// Equal as far as an operator can tell: the same slots with the same messages.

@@ -79,6 +79,15 @@ impl Allocations {
         self.changes_by_node.get(node_id).copied().unwrap_or(0)
     }
 
+    /// Carries the change counts on from `before`, the allocations this set replaces
+    /// (a reload or a restore): every node's count moves past its old value, so a session
+    /// that compared it before sees a change.
+    pub fn continue_change_counts(&mut self, before: &Allocations) {
+        for (node_id, count) in &before.changes_by_node {
+            *self.changes_by_node.entry(node_id.clone()).or_insert(0) += count + 1;
+        }
+    }
+
     fn touch(&mut self, node_id: &str) {
         match self.changes_by_node.get_mut(node_id) {
             Some(count) => *count += 1,

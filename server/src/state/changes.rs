@@ -92,6 +92,19 @@ impl Changes {
             }
             // Written by the scheduler from what it just evaluated: nothing to look at again.
             Command::SetJobPlacement { .. } => {}
+            // Access control places nothing.
+            Command::Acl(_) => {}
+            // A stopped allocation frees its slot: the job may need a replacement.
+            Command::StopAllocation { id, .. } => {
+                if let Some(a) = state.allocations.by_id.get(id) {
+                    job(&mut pending, &a.job_id);
+                }
+            }
+            // Restarted in place by the agent: nothing for the scheduler.
+            Command::RestartAllocation { .. } => {}
+            // Staged records are not state yet; a restore replaces all of it.
+            Command::StageRestore { .. } => {}
+            Command::RestoreSnapshot { .. } => pending.all = true,
             Command::UpdateAllocations { updates, .. } => {
                 for u in updates {
                     match state.allocations.by_id.get(&u.id) {

@@ -72,6 +72,35 @@ pub enum Command {
         job_id: String,
         unplaced: Vec<UnplacedSlot>,
     },
+    /// Tokens, the join token and node secrets (hashes only; see `state::acl`).
+    Acl(super::acl::AclCommand),
+    /// An operator stops an allocation: desired `stop`; the scheduler replaces it if its
+    /// job still wants the slot (see `state::alloc_control`).
+    StopAllocation {
+        id: String,
+        now_ms: u64,
+    },
+    /// An operator restarts an allocation's tasks (one task, or all) in place on its node.
+    RestartAllocation {
+        id: String,
+        #[serde(default)]
+        task: Option<String>,
+        now_ms: u64,
+    },
+    /// One part of a snapshot file's records, staged until `RestoreSnapshot` (see
+    /// `state::restore`). Values are the records' JSON text.
+    StageRestore {
+        restore_id: String,
+        part: u32,
+        records: Vec<(String, String)>,
+    },
+    /// Replace the whole state with the staged records of `restore_id`: `parts` parts,
+    /// `records` records in all.
+    RestoreSnapshot {
+        restore_id: String,
+        parts: u32,
+        records: u64,
+    },
 }
 
 /// What an agent reports about one allocation.
@@ -112,6 +141,19 @@ pub enum Outcome {
         id: String,
         /// False when the job does not exist (the command was ignored).
         applied: bool,
+    },
+    /// The allocation as an operator's stop or restart left it.
+    Allocation {
+        allocation: Box<gantry_api::Allocation>,
+    },
+    /// What an ACL command did.
+    Acl(super::acl::AclOutcome),
+    RestoreStaged {
+        part: u32,
+    },
+    /// The state was replaced by a snapshot's `records`.
+    Restored {
+        records: u64,
     },
     /// The command was valid on the wire but not in the current state (e.g. unknown id).
     Rejected {

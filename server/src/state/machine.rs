@@ -25,6 +25,9 @@ pub struct State {
     pub jobs: Jobs,
     pub nodes: Nodes,
     pub allocations: Allocations,
+    pub acl: super::acl::Acl,
+    /// A snapshot restore being staged (not part of the state; see `restore`).
+    pub restore: super::restore::RestoreStaging,
 }
 
 #[derive(Default)]
@@ -32,6 +35,8 @@ pub struct ClusterState {
     state: RwLock<State>,
     /// What each apply touched, for the leader's scheduler.
     pub changes: super::changes::Changes,
+    /// Every applied change, for `GET /v1/events`.
+    pub events: std::sync::Arc<crate::events::EventLog>,
 }
 
 impl ClusterState {
@@ -119,6 +124,23 @@ impl State {
                     applied,
                 }
             }
+            Command::StopAllocation { id, now_ms } => {
+                self.stop_allocation(index, &id, now_ms, writes)
+            }
+            Command::RestartAllocation { id, task, now_ms } => {
+                self.restart_allocation(index, &id, task, now_ms, writes)
+            }
+            Command::Acl(command) => self.acl.apply(index, command, writes),
+            Command::StageRestore {
+                restore_id,
+                part,
+                records,
+            } => self.stage_restore(restore_id, part, records, writes),
+            Command::RestoreSnapshot {
+                restore_id,
+                parts,
+                records,
+            } => self.restore_snapshot(&restore_id, parts, records, writes),
         }
     }
 
@@ -183,8 +205,12 @@ fn node_outcome(node: Option<Node>, id: &str) -> Outcome {
     }
 }
 
-impl Application for ClusterState {
-    fn load(&self, data: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+impl State {
+    /// Rebuilds a state from stored pairs (as `Application::load` gets them, or a
+    /// snapshot file's records). Fails on an unknown key or a record that does not decode.
+    pub fn from_records(
+        data: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<State, String> {
         let mut fresh = State::default();
         for (key, value) in data {
             let key = String::from_utf8(key).map_err(|e| format!("non-UTF-8 state key: {e}"))?;
@@ -208,11 +234,25 @@ impl Application for ClusterState {
                 fresh
                     .allocations
                     .load(serde_json::from_slice(&value).map_err(corrupt)?);
+            } else if key.starts_with(super::acl::PREFIX) {
+                fresh.acl.load(&key, &value)?;
+            } else if key.starts_with(keys::RESTORE_PREFIX) {
+                fresh.restore.load(&key, &value)?;
             } else {
                 return Err(format!("unknown state key `{key}`"));
             }
         }
-        *self.state.write().expect("state lock poisoned") = fresh;
+        Ok(fresh)
+    }
+}
+
+impl Application for ClusterState {
+    fn load(&self, data: &mut dyn Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+        let mut fresh = State::from_records(data)?;
+        let mut state = self.state.write().expect("state lock poisoned");
+        fresh.allocations.continue_change_counts(&state.allocations);
+        *state = fresh;
+        drop(state);
         self.changes.everything();
         Ok(())
     }
@@ -226,6 +266,7 @@ impl Application for ClusterState {
                 return encode_outcomes(&[]);
             }
         };
+        let mark = crate::events::EventLog::mark(writes);
         let mut state = self.state.write().expect("state lock poisoned");
         let outcomes: Vec<Outcome> = commands
             .into_iter()
@@ -234,7 +275,21 @@ impl Application for ClusterState {
                 state.apply(index, command, writes)
             })
             .collect();
+        drop(state);
+        self.events.record_writes(index, writes, mark);
         encode_outcomes(&outcomes)
+    }
+
+    fn loaded_at(&self, index: Option<u64>) {
+        self.events.replaced(index.unwrap_or(0));
+    }
+
+    fn membership_applied(
+        &self,
+        index: u64,
+        membership: &openraft::Membership<u64, openraft::BasicNode>,
+    ) {
+        self.events.record_membership(index, membership);
     }
 }
 

@@ -5,14 +5,18 @@
 //! what the API reads; the key/value pairs written alongside it are what survives a
 //! restart and travels in snapshots.
 
+pub mod acl;
+pub mod alloc_control;
 pub mod allocations;
 pub mod changes;
 pub mod command;
 pub mod jobs;
-mod keys;
+pub(crate) mod keys;
 pub mod machine;
 pub mod nodes;
 pub mod plan;
+pub mod restore;
+pub mod snapshot_file;
 
 pub use command::{Command, Outcome};
 pub use machine::{ClusterState, State};

@@ -239,6 +239,8 @@ mod tests {
                 client_state: ClientState::Pending,
                 health: Health::Unknown,
                 restart_count: 0,
+                restart_requests: 0,
+                restart_task: None,
                 message: String::new(),
                 placement_reason: "test".into(),
                 created_at_ms: 0,

@@ -592,6 +592,8 @@ fn planned(p: &Concrete) -> PlannedAllocation {
             client_state: ClientState::Pending,
             health: Health::Unknown,
             restart_count: 0,
+            restart_requests: 0,
+            restart_task: None,
             message: String::new(),
             placement_reason: "proptest".into(),
             created_at_ms: 0,

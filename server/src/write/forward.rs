@@ -1,8 +1,10 @@
 //! A follower's way to the leader: the command (or a read-index request) travels over the
-//! peer transport, and the leader answers with what its group commit returned.
+//! peer transport (with the cluster secret), and the leader answers with what its group
+//! commit returned.
 
 use super::group_commit::{Applied, ProposeError};
 use crate::raft::codec;
+use crate::raft::network::PeerClient;
 use crate::state::Command;
 use std::time::Duration;
 
@@ -20,7 +22,7 @@ pub enum ForwardError {
 }
 
 pub async fn propose_on_leader(
-    client: &reqwest::Client,
+    client: &PeerClient,
     leader_addr: &str,
     command: &Command,
     timeout: Duration,
@@ -33,7 +35,7 @@ pub async fn propose_on_leader(
 
 /// Asks the leader for the log index a linearizable read must wait for.
 pub async fn read_index_on_leader(
-    client: &reqwest::Client,
+    client: &PeerClient,
     leader_addr: &str,
     timeout: Duration,
 ) -> Result<u64, ForwardError> {
@@ -43,7 +45,7 @@ pub async fn read_index_on_leader(
 }
 
 async fn call<T: serde::de::DeserializeOwned>(
-    client: &reqwest::Client,
+    client: &PeerClient,
     leader_addr: &str,
     path: &str,
     body: Vec<u8>,

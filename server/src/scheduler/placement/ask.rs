@@ -139,6 +139,7 @@ mod tests {
             container_port: 80,
             host_port,
             service: None,
+            tags: Vec::new(),
         }
     }
 

@@ -133,6 +133,8 @@ mod tests {
             client_state: ClientState::Running,
             health: Health::Healthy,
             restart_count: 0,
+            restart_requests: 0,
+            restart_task: None,
             message: String::new(),
             placement_reason: String::new(),
             created_at_ms: 0,
