@@ -76,6 +76,17 @@ pub struct Allocation {
     /// The task the last restart request named; `None` restarts every task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_task: Option<String>,
+    /// The deployment that placed it (a new version's instance); None otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    /// A canary of its deployment: it runs beside the old instances until promoted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canary: bool,
+    /// Since when it has been running and healthy, by the managers' clock (set as the
+    /// agent's report is applied); None while it is not. A deployment counts an instance
+    /// once it has been healthy for `min_healthy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_since_ms: Option<u64>,
     /// The agent's last word on it (e.g. why it failed).
     pub message: String,
     /// Why it was placed where it is (e.g. `bin-pack: fills cpu to 75%`).

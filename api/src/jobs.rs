@@ -40,6 +40,9 @@ pub struct JobRegistered {
     pub version: u64,
     /// The Raft index at which the write was committed.
     pub index: u64,
+    /// The deployment this version started (its tasks changed), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
 }
 
 /// Answer to `DELETE /v1/jobs/{id}`: the job is stopped and removed.
@@ -88,6 +91,10 @@ pub struct JobVersion {
     pub submitted_at_ms: u64,
     /// The Raft index at which this version was committed.
     pub index: u64,
+    /// A deployment of it succeeded (or it changed nothing but what runs in place, after
+    /// a stable version): `auto_revert` goes back to the newest stable version.
+    #[serde(default)]
+    pub stable: bool,
 }
 
 /// `POST /v1/jobs/{id}/scale`.

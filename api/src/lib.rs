@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod allocation;
 pub mod client;
+pub mod deployments;
 pub mod duration;
 pub mod error;
 pub mod events;
@@ -25,12 +26,14 @@ pub use allocation::{
     Allocation, ClientState, DesiredState, Health, PortAssignment, RestartRequest,
 };
 pub use client::{Client, ClientError, ClientOptions, Indexed};
+pub use deployments::{Deployment, DeploymentChanged, DeploymentStatus};
 pub use duration::GDuration;
 pub use error::{codes, ErrorBody, ErrorDetail};
 pub use headers::INDEX_HEADER;
 pub use job::{
     parse_job_spec, validate_job_id, Constraint, ConstraintOperator, HealthCheck, HealthCheckKind,
-    JobSpec, JobType, PortSpec, Resources, RestartPolicy, SpecError, TaskSpec, UpdateStrategy,
+    JobSpec, JobType, PortSpec, Resources, RestartPolicy, SpecError, TaskSpec, UpdateOrder,
+    UpdateStrategy,
 };
 pub use jobs::{
     Job, JobDeleted, JobRegistered, JobSummary, JobVersion, RevertRequest, ScaleRequest,

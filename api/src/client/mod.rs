@@ -11,6 +11,7 @@
 
 mod acl;
 mod agent;
+mod deployments;
 mod error;
 mod events;
 mod logs;
@@ -30,6 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use agent::Session;
+pub use deployments::DeploymentAction;
 pub use error::{ClientError, Unreachable};
 pub use events::{EventStream, SseMessage, SseParser, StreamMessage};
 pub use logs::LogsQuery;

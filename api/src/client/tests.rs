@@ -92,6 +92,7 @@ async fn register(headers: HeaderMap, body: axum::body::Bytes) -> Response {
                 id: spec.id,
                 version: 1,
                 index: 44,
+                deployment_id: None,
             };
             (StatusCode::CREATED, Json(registered)).into_response()
         }
@@ -109,6 +110,7 @@ async fn scale(Path(id): Path<String>, Json(request): Json<ScaleRequest>) -> Res
         id,
         version: request.replicas.into(),
         index: 47,
+        deployment_id: None,
     };
     (StatusCode::CREATED, Json(registered)).into_response()
 }

@@ -152,6 +152,11 @@ pub struct TaskSpec {
     pub ports: Vec<PortSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+    /// How long the agent waits between the managers deciding to stop an instance (it
+    /// leaves its services at once) and stopping the task, so that clients that looked
+    /// the service up a moment earlier are still answered. None: stop at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_delay: Option<GDuration>,
 }
 
 impl TaskSpec {
@@ -276,7 +281,10 @@ impl Default for RestartPolicy {
     }
 }
 
-/// How a new job version rolls out.
+/// How a new job version rolls out (a *deployment*; see `crate::deployments`).
+///
+/// Only a change to the tasks replaces allocations; any other change (replicas,
+/// priority, this block) is applied to the running allocations in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpdateStrategy {
@@ -285,10 +293,21 @@ pub struct UpdateStrategy {
     pub max_parallel: u32,
     /// How long a new instance must stay healthy to count.
     pub min_healthy: GDuration,
-    /// A new instance not healthy by then fails the update.
+    /// A new instance not healthy for `min_healthy` by this long after it was placed
+    /// fails the deployment.
     pub healthy_deadline: GDuration,
-    /// On a failed update, go back to the last good version.
+    /// On a failed deployment, go back to the last stable version (one whose
+    /// deployment succeeded).
     pub auto_revert: bool,
+    /// New-version instances started beside the old ones before anything else changes;
+    /// the deployment then waits for `gantry deployment promote` (or `auto_promote`).
+    pub canary: u32,
+    /// Promote the canaries once every one of them counts as healthy.
+    pub auto_promote: bool,
+    /// Stop an old instance before its replacement starts (`stop-first`, the default:
+    /// no extra room needed), or start the replacement first and stop the old one once
+    /// the new one counts as healthy (`start-first`: needs room for both).
+    pub order: UpdateOrder,
 }
 
 impl Default for UpdateStrategy {
@@ -298,8 +317,22 @@ impl Default for UpdateStrategy {
             min_healthy: GDuration::from_secs(10),
             healthy_deadline: GDuration::from_secs(300),
             auto_revert: false,
+            canary: 0,
+            auto_promote: false,
+            order: UpdateOrder::StopFirst,
         }
     }
+}
+
+/// Which goes first when an instance is replaced during a deployment.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    #[default]
+    StopFirst,
+    StartFirst,
 }
 
 /// The example job of API.md, in JSON and YAML, for tests across modules.

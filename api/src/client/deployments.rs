@@ -1,0 +1,66 @@
+//! Client calls of deployments: list, one, and the operator's promote, fail, pause and
+//! resume.
+
+use reqwest::Method;
+
+use super::{stale_query, Call, Client, ClientError, Indexed};
+use crate::deployments::{Deployment, DeploymentChanged};
+
+/// What an operator can do to a running deployment (`POST /v1/deployments/{id}/<action>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentAction {
+    /// Let a deployment waiting on its canaries go on.
+    Promote,
+    /// Fail it now (and revert, with `auto_revert`).
+    Fail,
+    /// Replace nothing more until resumed.
+    Pause,
+    Resume,
+}
+
+impl DeploymentAction {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Promote => "promote",
+            Self::Fail => "fail",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+        }
+    }
+}
+
+impl Client {
+    /// `GET /v1/deployments`, newest first; `job` keeps one job's.
+    pub async fn list_deployments(
+        &self,
+        job: Option<&str>,
+        stale: bool,
+    ) -> Result<Indexed<Vec<Deployment>>, ClientError> {
+        let mut query: Vec<(&str, &str)> = stale_query(stale).to_vec();
+        if let Some(job) = job {
+            query.push(("job", job));
+        }
+        let call = Call::get(&["v1", "deployments"]).query(&query);
+        self.call(call).await?.indexed()
+    }
+
+    /// `GET /v1/deployments/{id}`.
+    pub async fn get_deployment(
+        &self,
+        id: &str,
+        stale: bool,
+    ) -> Result<Indexed<Deployment>, ClientError> {
+        let call = Call::get(&["v1", "deployments", id]).query(stale_query(stale));
+        self.call(call).await?.indexed()
+    }
+
+    /// `POST /v1/deployments/{id}/{action}`.
+    pub async fn deployment_action(
+        &self,
+        id: &str,
+        action: DeploymentAction,
+    ) -> Result<DeploymentChanged, ClientError> {
+        let path = ["v1", "deployments", id, action.as_str()];
+        self.call(Call::new(Method::POST, &path)).await?.decode()
+    }
+}
