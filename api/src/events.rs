@@ -61,7 +61,7 @@ pub enum Topic {
     Node,
     /// An allocation (`alloc/<id>`).
     Allocation,
-    /// Reserved for rolling updates; nothing is published on it yet.
+    /// A deployment of a job version (`deployment/<id>`).
     Deployment,
     /// The managers' Raft membership (key `membership`).
     Membership,

@@ -584,6 +584,7 @@ mod tests {
                 },
                 ports: Vec::new(),
                 health: None,
+                shutdown_delay: None,
             },
             ports,
             extra_env: BTreeMap::from([("GANTRY_ALLOC_ID".to_string(), alloc.to_string())]),

@@ -21,6 +21,7 @@ pub fn task_launch(
         ("GANTRY_ALLOC_ID".to_string(), allocation.id.clone()),
         ("GANTRY_JOB".to_string(), allocation.job_id.clone()),
         ("GANTRY_TASK".to_string(), task.name.clone()),
+        ("GANTRY_NODE".to_string(), allocation.node_id.clone()),
         ("GANTRY_NODE_ADDRESS".to_string(), node_address.to_string()),
     ]);
     for port in &ports {

@@ -200,6 +200,7 @@ impl Runner {
                         self.allocation = *allocation;
                         if stop {
                             if !self.state.is_terminal() {
+                                self.shutdown_delay().await;
                                 self.stop_all("stopped").await;
                             }
                         } else if let Some(ask) = restart {
@@ -535,6 +536,25 @@ impl Runner {
         self.report();
     }
 
+    /// Waits the longest `shutdown_delay` of the tasks before a stop the managers asked
+    /// for: the allocation left its services when they decided, and clients that looked
+    /// it up just before are still answered meanwhile.
+    async fn shutdown_delay(&self) {
+        if self.state != ClientState::Running {
+            return;
+        }
+        let delay = self
+            .tasks
+            .iter()
+            .filter_map(|t| t.spec.shutdown_delay)
+            .map(|d| d.as_duration())
+            .max();
+        if let Some(delay) = delay.filter(|d| !d.is_zero()) {
+            tracing::info!(alloc = %self.allocation.id, ?delay, "waiting the shutdown delay");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
     /// The managers want it stopped: stop every task gracefully and report it complete.
     async fn stop_all(&mut self, message: &str) {
         self.stop_tasks().await;
@@ -640,5 +660,6 @@ fn placeholder_spec(name: &str) -> TaskSpec {
         },
         ports: Vec::new(),
         health: None,
+        shutdown_delay: None,
     }
 }

@@ -50,8 +50,10 @@ impl Client {
         id: &str,
         stale: bool,
     ) -> Result<Indexed<Deployment>, ClientError> {
-        let call = Call::get(&["v1", "deployments", id]).query(stale_query(stale));
-        self.call(call).await?.indexed()
+        let path = ["v1", "deployments", id];
+        self.call(Call::get(&path).query(stale_query(stale)))
+            .await?
+            .indexed()
     }
 
     /// `POST /v1/deployments/{id}/{action}`.

@@ -158,12 +158,35 @@ impl JobSpec {
                 ),
             ));
         }
+        if update.canary > MAX_REPLICAS {
+            return Err(SpecError::new(
+                "update.canary",
+                format!("{} is more than {MAX_REPLICAS}", update.canary),
+            ));
+        }
+        if update.auto_promote && update.canary == 0 {
+            return Err(SpecError::new(
+                "update.auto_promote",
+                "promotes canaries: set update.canary too",
+            ));
+        }
         Ok(())
     }
 }
 
+/// The longest `shutdown_delay` a task may ask for.
+pub const MAX_SHUTDOWN_DELAY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The checks that concern one task alone (`at` is its path, `tasks[i]`).
 fn validate_task(at: &str, task: &TaskSpec) -> Result<(), SpecError> {
+    if let Some(delay) = task.shutdown_delay {
+        if delay.as_duration() > MAX_SHUTDOWN_DELAY {
+            return Err(SpecError::new(
+                format!("{at}.shutdown_delay"),
+                format!("{delay} is longer than 10m"),
+            ));
+        }
+    }
     if let Some(driver) = &task.driver {
         if !["docker", "process"].contains(&driver.as_str()) {
             return Err(SpecError::new(

@@ -324,12 +324,18 @@ pub async fn revert(
 
 fn registered(applied: Applied) -> Result<Response, ApiError> {
     match applied.outcome {
-        Outcome::JobRegistered { id, version, .. } => Ok((
+        Outcome::JobRegistered {
+            id,
+            version,
+            deployment_id,
+            ..
+        } => Ok((
             StatusCode::CREATED,
             Json(JobRegistered {
                 id,
                 version,
                 index: applied.index,
+                deployment_id,
             }),
         )
             .into_response()),

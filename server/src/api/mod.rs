@@ -8,6 +8,7 @@ mod alloc_control;
 mod allocations;
 pub(crate) mod body;
 mod consistency;
+mod deployments;
 mod error;
 mod events;
 mod jobs;
@@ -62,6 +63,12 @@ pub fn router(manager: Arc<Manager>, dispatcher: &Arc<crate::dispatcher::Dispatc
         .route("/v1/allocations/{id}/restart", post(alloc_control::restart))
         .route("/v1/services", get(services::list))
         .route("/v1/services/{name}", get(services::get))
+        .route("/v1/deployments", get(deployments::list))
+        .route("/v1/deployments/{id}", get(deployments::get))
+        .route("/v1/deployments/{id}/promote", post(deployments::promote))
+        .route("/v1/deployments/{id}/fail", post(deployments::fail))
+        .route("/v1/deployments/{id}/pause", post(deployments::pause))
+        .route("/v1/deployments/{id}/resume", post(deployments::resume))
         .route("/v1/events", get(events::stream))
         .route("/metrics", get(crate::metrics::render))
         .route("/v1/jobs/{id}/plan", post(jobs::plan))

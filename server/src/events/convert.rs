@@ -80,6 +80,7 @@ fn topic_of(key: &str) -> Option<Topic> {
         (keys::JOB_PREFIX, Topic::Job),
         (keys::NODE_PREFIX, Topic::Node),
         (keys::ALLOCATION_PREFIX, Topic::Allocation),
+        (keys::DEPLOYMENT_PREFIX, Topic::Deployment),
     ]
     .into_iter()
     .find(|(prefix, _)| key.starts_with(prefix))

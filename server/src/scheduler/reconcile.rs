@@ -19,6 +19,14 @@
 //!   drivers and constraints, and stops those on nodes that left that set (gone,
 //!   ineligible, draining, no longer matching);
 //! - a **deleted** job has every live allocation stopped;
+//! - **new versions** (see `rollout`): an allocation whose version runs the current
+//!   tasks is moved to the current version in place; an *outdated* one (other tasks) is
+//!   replaced only by the job's running deployment — canaries first (beside the old
+//!   ones, until promoted), then `max_parallel` slots at a time, stop-first (the old one
+//!   stopped and the new one placed in the same plan) or start-first (the new one placed
+//!   beside it, the old one stopped once the new one is ready). A global job replaces
+//!   its outdated allocations stop-first, `max_parallel` nodes at a time. A batch job's
+//!   outdated allocations run to their end;
 //! - **drain**: an allocation on a draining node gets a replacement elsewhere
 //!   (`replaces` names it, so the applier lets both hold the slot); the old one is stopped
 //!   once the replacement is `running`, `max_parallel` slots at a time;
@@ -33,14 +41,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gantry_api::{
-    Allocation, ClientState, Constraint, ConstraintOperator, DesiredState, Health, JobSpec,
-    JobType, Node, PortAssignment,
+    Allocation, ClientState, Constraint, ConstraintOperator, Deployment, DeploymentStatus,
+    DesiredState, Health, JobSpec, JobType, Node, PortAssignment, UpdateOrder, UpdateStrategy,
 };
 use rand::RngCore;
 use serde::Serialize;
 
 use super::placement::{Ask, ClusterView, CompiledConstraint, Eviction, Explanation, Placement};
-use crate::state::plan::{AllocationStop, PlannedAllocation};
+use super::rollout::{self, Observed};
+use crate::state::deployments::DeploymentUpdate;
+use crate::state::plan::{AllocationStop, PlannedAllocation, VersionUpdate};
 
 /// The first wait before a failed slot is placed again; doubled per recent failure.
 pub const BACKOFF_BASE_MS: u64 = 1_000;
@@ -56,6 +66,11 @@ pub struct JobInput<'a> {
     pub job: Option<(&'a JobSpec, u64)>,
     /// Every allocation of the job the state holds, live or not.
     pub allocations: &'a [Allocation],
+    /// The versions whose tasks are the current version's (see
+    /// `rollout::versions_with_tasks`); an allocation of any other version is outdated.
+    pub current_tasks: &'a BTreeSet<u64>,
+    /// The job's running or paused deployment.
+    pub deployment: Option<&'a Deployment>,
 }
 
 /// What reconciling one job decided.
@@ -63,6 +78,8 @@ pub struct JobInput<'a> {
 pub struct Reconciled {
     pub stops: Vec<AllocationStop>,
     pub placements: Vec<PlannedAllocation>,
+    pub version_updates: Vec<VersionUpdate>,
+    pub deployment_update: Option<DeploymentUpdate>,
     pub unplaced: Vec<UnplacedSlot>,
     /// A failed slot waits for its backoff until then: evaluate the job again at that time.
     pub retry_at_ms: Option<u64>,
@@ -70,7 +87,14 @@ pub struct Reconciled {
 
 impl Reconciled {
     pub fn is_empty(&self) -> bool {
-        self.stops.is_empty() && self.placements.is_empty()
+        self.stops.is_empty()
+            && self.placements.is_empty()
+            && self.version_updates.is_empty()
+            && self.deployment_update.is_none()
+    }
+
+    fn look_again_at(&mut self, at_ms: u64) {
+        self.retry_at_ms = Some(self.retry_at_ms.map_or(at_ms, |t| t.min(at_ms)));
     }
 }
 
@@ -118,9 +142,15 @@ pub fn reconcile(
         }
         return out;
     };
+    let deployment = input
+        .deployment
+        .filter(|d| d.status.is_active() && d.job_id == input.job_id);
     let mut r = Run {
         spec,
         version,
+        current_tasks: input.current_tasks,
+        deployment,
+        strategy: deployment.map_or_else(|| spec.update.unwrap_or_default(), |d| d.strategy),
         nodes,
         view,
         now_ms,
@@ -137,6 +167,9 @@ pub fn reconcile(
 struct Run<'a, R> {
     spec: &'a JobSpec,
     version: u64,
+    current_tasks: &'a BTreeSet<u64>,
+    deployment: Option<&'a Deployment>,
+    strategy: UpdateStrategy,
     nodes: &'a BTreeMap<String, Node>,
     view: &'a mut ClusterView,
     now_ms: u64,
@@ -178,22 +211,50 @@ impl<R: RngCore> Run<'_, R> {
         let mut missing = Vec::new();
         let mut to_migrate = Vec::new();
         let mut migrating = 0u32;
+        let mut outdated: Vec<&Allocation> = Vec::new();
+        let mut settled = 0u32;
+        let mut in_flight = 0u32;
+        let rolling = self.spec.kind == JobType::Service;
         for slot in 0..replicas {
             let holders = live.get(&slot).map(Vec::as_slice).unwrap_or_default();
-            match holders {
-                [] => {
+            self.move_in_place(holders);
+            let (current, old): (Vec<&Allocation>, Vec<&Allocation>) =
+                holders.iter().partition(|a| self.runs_current_tasks(a));
+            match (current.as_slice(), old.as_slice()) {
+                ([], []) => {
                     if self.may_place(allocations, |a| a.slot == slot) {
                         missing.push(slot);
                     }
                 }
-                [only] => {
+                ([only], []) => {
+                    if self.draining(&only.node_id) {
+                        to_migrate.push(*only);
+                    } else if self.is_ready(only) {
+                        settled += 1;
+                    } else {
+                        in_flight += 1;
+                        self.watch(only);
+                    }
+                }
+                (several, []) => {
+                    if !self.finish_migration(several) {
+                        migrating += 1;
+                    }
+                }
+                ([], [only]) if !rolling || self.draining(&only.node_id) => {
                     if self.draining(&only.node_id) {
                         to_migrate.push(*only);
                     }
                 }
-                several => {
+                ([], [only]) => outdated.push(*only),
+                ([], several) => {
                     if !self.finish_migration(several) {
                         migrating += 1;
+                    }
+                }
+                (current, old) => {
+                    if !self.hand_over(current, old) {
+                        in_flight += 1;
                     }
                 }
             }
@@ -212,11 +273,179 @@ impl<R: RngCore> Run<'_, R> {
             }
         }
 
-        let max_parallel = self.spec.update.map_or(1, |u| u.max_parallel.max(1));
+        let max_parallel = self.strategy.max_parallel.max(1);
         let room = max_parallel.saturating_sub(migrating) as usize;
         for old in to_migrate.into_iter().take(room) {
             if let Err(why) = self.place(&ask, old.slot, Some(old.id.clone())) {
                 self.unplaced(Some(old.slot), None, Some(old.id.clone()), why);
+            }
+        }
+
+        if rolling {
+            let promoted_now = self.roll(&ask, allocations, &outdated, in_flight);
+            let complete = outdated.is_empty()
+                && migrating == 0
+                && settled == replicas
+                && self.out.placements.is_empty();
+            self.conclude(allocations, complete, promoted_now);
+        }
+    }
+
+    /// Replaces outdated slots for the running deployment: its canaries first, then
+    /// `max_parallel` slots at a time less those still in flight. True when the
+    /// canaries were promoted now (`auto_promote`).
+    fn roll(
+        &mut self,
+        ask: &Ask,
+        allocations: &[Allocation],
+        outdated: &[&Allocation],
+        in_flight: u32,
+    ) -> bool {
+        let Some(deployment) = self.deployment else {
+            return false;
+        };
+        if deployment.status != DeploymentStatus::Running || outdated.is_empty() {
+            return false;
+        }
+        let mut promoted_now = false;
+        if deployment.awaits_promotion() {
+            let canaries: Vec<&Allocation> = allocations
+                .iter()
+                .filter(|a| {
+                    a.canary
+                        && is_live(a)
+                        && a.deployment_id.as_deref() == Some(deployment.id.as_str())
+                })
+                .collect();
+            let wanted = self.strategy.canary as usize;
+            let ready = canaries.iter().filter(|a| self.is_ready(a)).count();
+            if self.strategy.auto_promote && canaries.len() >= wanted && ready >= wanted {
+                promoted_now = true;
+            } else {
+                // Canaries take the first outdated slots, beside the old holders.
+                let missing = wanted.saturating_sub(canaries.len());
+                for old in outdated.iter().take(missing) {
+                    self.place_new(ask, old, true);
+                }
+                return false;
+            }
+        }
+        let room = self.strategy.max_parallel.max(1).saturating_sub(in_flight) as usize;
+        for old in outdated.iter().take(room) {
+            self.place_new(ask, old, false);
+        }
+        promoted_now
+    }
+
+    /// One new-version allocation for `old`'s slot: beside it (a canary, or start-first),
+    /// or in its place (stop-first: `old` is stopped in the same plan).
+    fn place_new(&mut self, ask: &Ask, old: &Allocation, canary: bool) {
+        let beside = canary || self.strategy.order == UpdateOrder::StartFirst;
+        let replaces = if beside {
+            Some(old.id.clone())
+        } else {
+            let reason = format!("replaced by version {}", self.version);
+            stop(&mut self.out, self.view, old, &reason);
+            None
+        };
+        let placed = self.out.placements.len();
+        if let Err(why) = self.place(ask, old.slot, replaces.clone()) {
+            self.unplaced(Some(old.slot), None, replaces, why);
+            return;
+        }
+        if let Some(p) = self.out.placements.get_mut(placed) {
+            p.allocation.canary = canary;
+        }
+    }
+
+    /// A slot held by current and outdated allocations: once the newest current one is
+    /// ready (and not a canary waiting for promotion), the others are stopped. True when
+    /// the hand-over is over.
+    fn hand_over(&mut self, current: &[&Allocation], old: &[&Allocation]) -> bool {
+        let newest = current
+            .iter()
+            .max_by_key(|a| a.create_index)
+            .expect("a hand-over has a current allocation");
+        let waits_for_promotion = newest.canary
+            && self.deployment.is_some_and(|d| {
+                d.awaits_promotion() && newest.deployment_id.as_deref() == Some(d.id.as_str())
+            });
+        let ready = match self.deployment {
+            Some(_) => self.is_ready(newest),
+            // No deployment drives it (failed, or none): take over once it runs.
+            None => newest.client_state == ClientState::Running,
+        };
+        if waits_for_promotion || !ready {
+            self.watch(newest);
+            return false;
+        }
+        let reason = format!("replaced by {}", newest.id);
+        for a in current.iter().chain(old).filter(|a| a.id != newest.id) {
+            stop(&mut self.out, self.view, a, &reason);
+        }
+        true
+    }
+
+    /// Records the deployment's progress (only when it changed).
+    fn conclude(&mut self, allocations: &[Allocation], complete: bool, promoted_now: bool) {
+        let Some(deployment) = self.deployment else {
+            return;
+        };
+        let waiting: Vec<&Allocation> = allocations
+            .iter()
+            .filter(|a| {
+                is_live(a)
+                    && a.deployment_id.as_deref() == Some(deployment.id.as_str())
+                    && !self.is_ready(a)
+            })
+            .collect();
+        for a in waiting {
+            self.watch(a);
+        }
+        let placed_now = self
+            .out
+            .placements
+            .iter()
+            .filter(|p| p.allocation.deployment_id.as_deref() == Some(deployment.id.as_str()))
+            .count() as u32;
+        let seen = Observed {
+            allocations,
+            placed_now,
+            complete,
+            promoted_now,
+        };
+        self.out.deployment_update = rollout::progress(deployment, &seen, self.now_ms);
+    }
+
+    /// Does `a` run the current version's tasks (whatever its version number)?
+    fn runs_current_tasks(&self, a: &Allocation) -> bool {
+        a.job_version == self.version || self.current_tasks.contains(&a.job_version)
+    }
+
+    /// Moves allocations of an older version with the current tasks to the current
+    /// version, in place.
+    fn move_in_place(&mut self, holders: &[&Allocation]) {
+        for a in holders {
+            if a.job_version < self.version && self.runs_current_tasks(a) {
+                self.out.version_updates.push(VersionUpdate {
+                    id: a.id.clone(),
+                    job_version: self.version,
+                });
+            }
+        }
+    }
+
+    fn is_ready(&self, a: &Allocation) -> bool {
+        rollout::is_ready(a, &self.strategy, self.now_ms)
+    }
+
+    /// Looks at the job again when `a` (of the running deployment) may become ready or
+    /// miss its deadline.
+    fn watch(&mut self, a: &Allocation) {
+        if self.deployment.is_some() && is_live(a) {
+            let at = rollout::next_look(a, &self.strategy);
+            if at > self.now_ms {
+                self.out.look_again_at(at);
             }
         }
     }
@@ -237,6 +466,8 @@ impl<R: RngCore> Run<'_, R> {
             .filter(|a| holds_slot(self.view, a))
             .collect();
         live.sort_by_key(|a| (a.create_index, a.slot));
+        let mut outdated = Vec::new();
+        let mut starting = 0u32;
         for a in live {
             if !targets.contains(a.node_id.as_str()) {
                 stop(&mut self.out, self.view, a, "node no longer takes this job");
@@ -247,7 +478,20 @@ impl<R: RngCore> Run<'_, R> {
                     a,
                     "duplicate instance on the node",
                 );
+            } else if !self.runs_current_tasks(a) {
+                outdated.push(a);
+            } else {
+                self.move_in_place(&[a]);
+                starting += u32::from(a.client_state != ClientState::Running);
             }
+        }
+        // A new version: `max_parallel` nodes at a time, each replaced once the previous
+        // batch runs (the stopped node's instance is placed again below).
+        let room = self.strategy.max_parallel.max(1).saturating_sub(starting);
+        for a in outdated.into_iter().take(room as usize) {
+            let reason = format!("replaced by version {}", self.version);
+            stop(&mut self.out, self.view, a, &reason);
+            held.remove(a.node_id.as_str());
         }
         let mut next_slot = 0u32;
         for node_id in targets.difference(&held) {
@@ -398,7 +642,7 @@ impl<R: RngCore> Run<'_, R> {
             restart_count: 0,
             restart_requests: 0,
             restart_task: None,
-            deployment_id: None,
+            deployment_id: self.deployment.map(|d| d.id.clone()),
             canary: false,
             healthy_since_ms: None,
             message: String::new(),

@@ -20,17 +20,17 @@ use crate::state::command::{decode_outcomes, encode_batch, AllocationUpdate};
 use crate::state::plan::{Plan, PlanResult};
 use crate::state::{ClusterState, Command, Outcome};
 
-struct Sim {
-    state: ClusterState,
-    index: u64,
-    now: u64,
-    rng: StdRng,
-    unplaced: Vec<UnplacedSlot>,
-    retry_at: Option<u64>,
+pub(super) struct Sim {
+    pub(super) state: ClusterState,
+    pub(super) index: u64,
+    pub(super) now: u64,
+    pub(super) rng: StdRng,
+    pub(super) unplaced: Vec<UnplacedSlot>,
+    pub(super) retry_at: Option<u64>,
 }
 
 impl Sim {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Sim {
             state: ClusterState::new(),
             index: 0,
@@ -41,7 +41,7 @@ impl Sim {
         }
     }
 
-    fn apply(&mut self, commands: Vec<Command>) -> Vec<Outcome> {
+    pub(super) fn apply(&mut self, commands: Vec<Command>) -> Vec<Outcome> {
         self.index += 1;
         let mut writes = Writes::default();
         let out = self
@@ -50,7 +50,7 @@ impl Sim {
         decode_outcomes(&out).unwrap()
     }
 
-    fn node(&mut self, name: &str, cpu: u64) {
+    pub(super) fn node(&mut self, name: &str, cpu: u64) {
         let registration = NodeRegistration {
             name: name.into(),
             address: "10.0.0.1".into(),
@@ -72,7 +72,7 @@ impl Sim {
         ]);
     }
 
-    fn status(&self, node: &str, status: NodeStatus) -> Command {
+    pub(super) fn status(&self, node: &str, status: NodeStatus) -> Command {
         Command::SetNodeStatus {
             node_id: node.into(),
             status,
@@ -80,11 +80,18 @@ impl Sim {
         }
     }
 
-    fn job(&mut self, id: &str, kind: &str, replicas: u32, cpu: u64) {
+    pub(super) fn job(&mut self, id: &str, kind: &str, replicas: u32, cpu: u64) {
         self.job_with_priority(id, kind, replicas, cpu, 50);
     }
 
-    fn job_with_priority(&mut self, id: &str, kind: &str, replicas: u32, cpu: u64, priority: u8) {
+    pub(super) fn job_with_priority(
+        &mut self,
+        id: &str,
+        kind: &str,
+        replicas: u32,
+        cpu: u64,
+        priority: u8,
+    ) {
         let json = format!(
             r#"{{"id":"{id}","type":"{kind}","replicas":{replicas},"priority":{priority},"update":{{"max_parallel":1}},
             "tasks":[{{"name":"main","image":"busybox","resources":{{"cpu_millis":{cpu},"memory_mb":32}},
@@ -97,7 +104,7 @@ impl Sim {
         }]);
     }
 
-    fn scale(&mut self, id: &str, replicas: u32) {
+    pub(super) fn scale(&mut self, id: &str, replicas: u32) {
         self.apply(vec![Command::ScaleJob {
             id: id.into(),
             replicas,
@@ -107,7 +114,7 @@ impl Sim {
 
     /// One scheduler round over every job, highest priority first as the worker does:
     /// one plan, applied.
-    fn round(&mut self) -> (Plan, PlanResult) {
+    pub(super) fn round(&mut self) -> (Plan, PlanResult) {
         let (plan, unplaced, retry_at) = {
             let state = self.state.read();
             let mut v = view::build(&state, Default::default());
@@ -128,14 +135,21 @@ impl Sim {
             for id in ids {
                 let job = state.jobs.current.get(&id);
                 let allocations: Vec<Allocation> = state.allocations.of_job(&id).cloned().collect();
+                let current_tasks = job.map_or_else(Default::default, |j| {
+                    super::rollout::versions_with_tasks(&state, &id, &j.spec.tasks)
+                });
                 let input = JobInput {
                     job_id: &id,
                     job: job.map(|j| (&j.spec, j.version)),
                     allocations: &allocations,
+                    current_tasks: &current_tasks,
+                    deployment: state.deployments.active(&id),
                 };
                 let out = reconcile(&input, &state.nodes.by_id, &mut v, self.now, &mut self.rng);
                 plan.stops.extend(out.stops);
                 plan.placements.extend(out.placements);
+                plan.version_updates.extend(out.version_updates);
+                plan.deployment_updates.extend(out.deployment_update);
                 unplaced.extend(out.unplaced);
                 retry_at = retry_at.or(out.retry_at_ms);
             }
@@ -152,11 +166,16 @@ impl Sim {
         };
         assert!(result.rejected.is_empty(), "{:?}", result.rejected);
         self.check_capacity();
+        // What was placed, moved and stopped; deployments' progress is read from the state.
+        let plan = Plan {
+            deployment_updates: Vec::new(),
+            ..plan
+        };
         (plan, result.clone())
     }
 
     /// The agents report these allocations in `state`.
-    fn report(&mut self, ids: &[String], state: ClientState) {
+    pub(super) fn report(&mut self, ids: &[String], state: ClientState) {
         let updates = ids
             .iter()
             .map(|id| AllocationUpdate {
@@ -174,7 +193,7 @@ impl Sim {
     }
 
     /// Every pending allocation starts running.
-    fn run_all(&mut self) {
+    pub(super) fn run_all(&mut self) {
         let pending: Vec<String> = self
             .live_all()
             .into_iter()
@@ -184,7 +203,7 @@ impl Sim {
         self.report(&pending, ClientState::Running);
     }
 
-    fn live_all(&self) -> Vec<Allocation> {
+    pub(super) fn live_all(&self) -> Vec<Allocation> {
         let state = self.state.read();
         state
             .allocations
@@ -195,14 +214,14 @@ impl Sim {
             .collect()
     }
 
-    fn live(&self, job: &str) -> Vec<Allocation> {
+    pub(super) fn live(&self, job: &str) -> Vec<Allocation> {
         self.live_all()
             .into_iter()
             .filter(|a| a.job_id == job)
             .collect()
     }
 
-    fn check_capacity(&self) {
+    pub(super) fn check_capacity(&self) {
         let state = self.state.read();
         for node in state.nodes.by_id.values() {
             let usage = state.allocations.node_usage(&node.id);
@@ -212,7 +231,7 @@ impl Sim {
     }
 }
 
-fn slots(allocs: &[Allocation]) -> Vec<u32> {
+pub(super) fn slots(allocs: &[Allocation]) -> Vec<u32> {
     let mut slots: Vec<u32> = allocs.iter().map(|a| a.slot).collect();
     slots.sort();
     slots

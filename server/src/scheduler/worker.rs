@@ -27,21 +27,23 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gantry_api::jobs::Job;
 use gantry_api::scheduling::UnplacedSlot as WireUnplaced;
-use gantry_api::{Allocation, Eligibility, JobType, Node};
+use gantry_api::{Allocation, Deployment, Eligibility, JobType, Node};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::dry_run::to_wire;
 use super::placement::{ClusterView, NodeInfo};
 use super::reconcile::{is_live, reconcile, JobInput, UnplacedSlot};
+use super::rollout;
 use super::view;
 use crate::manager::Manager;
 use crate::state::plan::Plan;
-use crate::state::{Command, Outcome};
+use crate::state::{Command, Outcome, State};
 
 /// Rounds start at most this often: changes arriving meanwhile join the next plan.
 const MIN_ROUND_INTERVAL: Duration = Duration::from_millis(5);
-/// One plan holds at most this many placements, which keeps its log entry near 128 KiB:
+/// One plan holds at most this many placements (deployment and version updates count as
+/// one each), which keeps its log entry near 128 KiB:
 /// small enough to reach the followers within a heartbeat interval on a busy machine.
 const MAX_PLACEMENTS_PER_ROUND: usize = 250;
 /// After a failed commit (no quorum, lost the lead), wait this long.
@@ -63,6 +65,31 @@ impl Shared {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<UnplacedSlot>>> {
         self.unplaced.lock().expect("scheduler lock poisoned")
+    }
+}
+
+/// One job as a round reads it from the state (under the read lock, then used without).
+struct Snapshot {
+    id: String,
+    job: Option<Job>,
+    allocations: Vec<Allocation>,
+    current_tasks: BTreeSet<u64>,
+    deployment: Option<Deployment>,
+}
+
+impl Snapshot {
+    fn read(state: &State, id: String) -> Snapshot {
+        let job = state.jobs.current.get(&id).cloned();
+        let current_tasks = job.as_ref().map_or_else(BTreeSet::new, |j| {
+            rollout::versions_with_tasks(state, &id, &j.spec.tasks)
+        });
+        Snapshot {
+            allocations: state.allocations.of_job(&id).cloned().collect(),
+            deployment: state.deployments.active(&id).cloned(),
+            current_tasks,
+            job,
+            id,
+        }
     }
 }
 
@@ -291,20 +318,14 @@ impl<'a> Worker<'a> {
 
     async fn round(&mut self, now_ms: u64) {
         // What the dirty jobs are now, read under the lock, highest priority first.
-        let mut jobs: Vec<(String, Option<Job>, Vec<Allocation>)> = {
+        let mut jobs: Vec<Snapshot> = {
             let state = self.manager.state.read();
             std::mem::take(&mut self.dirty)
                 .into_iter()
-                .map(|id| {
-                    let job = state.jobs.current.get(&id).cloned();
-                    let allocations = state.allocations.of_job(&id).cloned().collect();
-                    (id, job, allocations)
-                })
+                .map(|id| Snapshot::read(&state, id))
                 .collect()
         };
-        jobs.sort_by_key(|(_, job, _)| {
-            std::cmp::Reverse(job.as_ref().map_or(0, |j| j.spec.priority))
-        });
+        jobs.sort_by_key(|s| std::cmp::Reverse(s.job.as_ref().map_or(0, |j| j.spec.priority)));
 
         let mut plan = Plan::default();
         let mut planned_jobs = Vec::new();
@@ -313,7 +334,14 @@ impl<'a> Worker<'a> {
         let mut placement_updates = Vec::new();
         let mut freed = false;
         let mut iter = jobs.into_iter();
-        for (id, job, allocations) in iter.by_ref() {
+        for snapshot in iter.by_ref() {
+            let Snapshot {
+                id,
+                job,
+                allocations,
+                current_tasks,
+                deployment,
+            } = snapshot;
             freed |= self.sync(&id, job.as_ref(), &allocations);
             match &job {
                 Some(j) if j.spec.kind == JobType::Global => self.globals.insert(id.clone()),
@@ -323,8 +351,11 @@ impl<'a> Worker<'a> {
                 job_id: &id,
                 job: job.as_ref().map(|j| (&j.spec, j.version)),
                 allocations: &allocations,
+                current_tasks: &current_tasks,
+                deployment: deployment.as_ref(),
             };
             let out = reconcile(&input, &self.nodes, &mut self.view, now_ms, &mut self.rng);
+            let nothing_to_commit = out.is_empty();
             evaluated += 1;
             crate::metrics::scheduler::unplaced(&out.unplaced);
             let since = self.dirty_since.remove(&id);
@@ -344,7 +375,7 @@ impl<'a> Worker<'a> {
                     unplaced.insert(id.clone(), out.unplaced);
                 }
             }
-            if out.stops.is_empty() && out.placements.is_empty() {
+            if nothing_to_commit {
                 continue;
             }
             freed |= !out.stops.is_empty();
@@ -352,24 +383,29 @@ impl<'a> Worker<'a> {
             held.extend(out.placements.iter().map(|p| p.allocation.id.clone()));
             plan.stops.extend(out.stops);
             plan.placements.extend(out.placements);
+            plan.version_updates.extend(out.version_updates);
+            plan.deployment_updates.extend(out.deployment_update);
             if let Some(since) = since {
                 planned_since.insert(id.clone(), since);
             }
             planned_jobs.push(id);
-            if plan.placements.len() >= MAX_PLACEMENTS_PER_ROUND {
+            // Deployment and version updates are records of about a placement's size.
+            let records =
+                plan.placements.len() + plan.deployment_updates.len() + plan.version_updates.len();
+            if records >= MAX_PLACEMENTS_PER_ROUND {
                 break;
             }
         }
         crate::metrics::scheduler::evaluated(evaluated);
         // Left for the next round.
-        self.dirty.extend(iter.map(|(id, _, _)| id));
+        self.dirty.extend(iter.map(|s| s.id));
         if freed {
             taken_up(&mut self.dirty_since, &self.blocked);
             self.dirty.append(&mut self.blocked);
         }
         let manager = self.manager;
         let placements = commit_placements(manager, placement_updates);
-        let failed = if plan.stops.is_empty() && plan.placements.is_empty() {
+        let failed = if plan.is_empty() {
             placements.await
         } else {
             let commit = self.commit(plan, planned_jobs, planned_since, now_ms);

@@ -268,6 +268,7 @@ mod tests {
                         allocation,
                         replaces: None,
                     }],
+                    ..Default::default()
                 },
                 now_ms: 1,
             });

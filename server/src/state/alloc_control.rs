@@ -211,6 +211,7 @@ mod tests {
                         allocation,
                         replaces: None,
                     }],
+                    ..Default::default()
                 },
                 now_ms: 4,
             },

@@ -84,9 +84,15 @@ impl Changes {
                 for p in &plan.placements {
                     job(&mut pending, &p.allocation.job_id);
                 }
-                for s in &plan.stops {
-                    if let Some(a) = state.allocations.by_id.get(&s.id) {
+                let moved = plan.version_updates.iter().map(|u| &u.id);
+                for id in plan.stops.iter().map(|s| &s.id).chain(moved) {
+                    if let Some(a) = state.allocations.by_id.get(id) {
                         job(&mut pending, &a.job_id);
+                    }
+                }
+                for update in &plan.deployment_updates {
+                    if let Some(d) = state.deployments.by_id.get(&update.id) {
+                        job(&mut pending, &d.job_id);
                     }
                 }
             }
@@ -94,6 +100,12 @@ impl Changes {
             Command::SetJobPlacement { .. } => {}
             // Access control places nothing.
             Command::Acl(_) => {}
+            // A promoted or resumed deployment goes on; a failed one may revert.
+            Command::DeploymentAction { id, .. } => {
+                if let Some(d) = state.deployments.by_id.get(id) {
+                    job(&mut pending, &d.job_id);
+                }
+            }
             // A stopped allocation frees its slot: the job may need a replacement.
             Command::StopAllocation { id, .. } => {
                 if let Some(a) = state.allocations.by_id.get(id) {
@@ -108,7 +120,10 @@ impl Changes {
             Command::UpdateAllocations { updates, .. } => {
                 for u in updates {
                     match state.allocations.by_id.get(&u.id) {
-                        Some(a) if a.client_state != u.client_state => job(&mut pending, &a.job_id),
+                        // Health gates deployments, so a change of health is one too.
+                        Some(a) if a.client_state != u.client_state || a.health != u.health => {
+                            job(&mut pending, &a.job_id)
+                        }
                         _ => {}
                     }
                 }

@@ -94,6 +94,12 @@ pub enum Command {
         part: u32,
         records: Vec<(String, String)>,
     },
+    /// An operator promotes, pauses, resumes or fails a deployment.
+    DeploymentAction {
+        id: String,
+        action: super::deployments::DeploymentAction,
+        now_ms: u64,
+    },
     /// Replace the whole state with the staged records of `restore_id`: `parts` parts,
     /// `records` records in all.
     RestoreSnapshot {
@@ -123,6 +129,10 @@ pub enum Outcome {
         version: u64,
         /// False when the spec equals the current version's: nothing changed.
         changed: bool,
+        /// The deployment this version started or continues (the active one when
+        /// nothing changed).
+        #[serde(default)]
+        deployment_id: Option<String>,
     },
     JobDeleted {
         id: String,
@@ -145,6 +155,10 @@ pub enum Outcome {
     /// The allocation as an operator's stop or restart left it.
     Allocation {
         allocation: Box<gantry_api::Allocation>,
+    },
+    /// A deployment as an operator's action left it.
+    Deployment {
+        deployment: Box<gantry_api::Deployment>,
     },
     /// What an ACL command did.
     Acl(super::acl::AclOutcome),

@@ -44,6 +44,7 @@ impl Jobs {
                     id,
                     version: job.version,
                     changed: false,
+                    deployment_id: None,
                 };
             }
         }
@@ -64,6 +65,7 @@ impl Jobs {
             spec,
             submitted_at_ms,
             index,
+            stable: false,
         };
         writes.put(keys::job(&id), to_json(&job));
         writes.put(keys::job_version(&id, version), to_json(&record));
@@ -79,6 +81,7 @@ impl Jobs {
             id,
             version,
             changed: true,
+            deployment_id: None,
         }
     }
 
@@ -135,6 +138,24 @@ impl Jobs {
 }
 
 impl Jobs {
+    pub fn is_stable(&self, id: &str, version: u64) -> bool {
+        self.versions
+            .get(id)
+            .and_then(|h| h.get(&version))
+            .is_some_and(|v| v.stable)
+    }
+
+    /// A deployment of the version succeeded: `auto_revert` may go back to it.
+    pub fn mark_stable(&mut self, id: &str, version: u64, writes: &mut Writes) {
+        let Some(record) = self.versions.get_mut(id).and_then(|h| h.get_mut(&version)) else {
+            return;
+        };
+        if !record.stable {
+            record.stable = true;
+            writes.put(keys::job_version(id, version), to_json(&*record));
+        }
+    }
+
     /// Records the scheduler's unplaced instances of a job. False for an unknown job
     /// (deleted meanwhile): nothing is written. Not a spec change: the indexes stay.
     pub fn set_placement(

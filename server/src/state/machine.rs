@@ -26,6 +26,7 @@ pub struct State {
     pub nodes: Nodes,
     pub allocations: Allocations,
     pub acl: super::acl::Acl,
+    pub deployments: super::deployments::Deployments,
     /// A snapshot restore being staged (not part of the state; see `restore`).
     pub restore: super::restore::RestoreStaging,
 }
@@ -56,22 +57,45 @@ impl State {
             Command::RegisterJob {
                 spec,
                 submitted_at_ms,
-            } => self.jobs.register(index, spec, submitted_at_ms, writes),
+            } => {
+                let id = spec.id.clone();
+                self.register_version(
+                    index,
+                    &id,
+                    submitted_at_ms,
+                    |jobs, writes| jobs.register(index, spec, submitted_at_ms, writes),
+                    writes,
+                )
+            }
             Command::ScaleJob {
                 id,
                 replicas,
                 submitted_at_ms,
-            } => self
-                .jobs
-                .scale(index, id, replicas, submitted_at_ms, writes),
-            Command::DeleteJob { id } => self.jobs.delete(id, writes),
+            } => self.register_version(
+                index,
+                &id.clone(),
+                submitted_at_ms,
+                |jobs, writes| jobs.scale(index, id, replicas, submitted_at_ms, writes),
+                writes,
+            ),
+            Command::DeleteJob { id } => {
+                let outcome = self.jobs.delete(id.clone(), writes);
+                if matches!(outcome, Outcome::JobDeleted { .. }) {
+                    self.deployments.remove_job(&id, writes);
+                }
+                outcome
+            }
             Command::RevertJob {
                 id,
                 version,
                 submitted_at_ms,
-            } => self
-                .jobs
-                .revert(index, id, version, submitted_at_ms, writes),
+            } => self.register_version(
+                index,
+                &id.clone(),
+                submitted_at_ms,
+                |jobs, writes| jobs.revert(index, id, version, submitted_at_ms, writes),
+                writes,
+            ),
             Command::RegisterNode {
                 registration,
                 now_ms,
@@ -104,16 +128,19 @@ impl State {
                 self.nodes.set_drain(index, &node_id, drain, writes),
                 &node_id,
             ),
-            Command::ApplyPlan { plan, now_ms } => Outcome::PlanApplied {
-                result: apply_plan(
+            Command::ApplyPlan { mut plan, now_ms } => {
+                let deployment_updates = std::mem::take(&mut plan.deployment_updates);
+                let result = apply_plan(
                     &self.nodes,
                     &mut self.allocations,
                     index,
                     plan,
                     now_ms,
                     writes,
-                ),
-            },
+                );
+                self.update_deployments(index, deployment_updates, now_ms, writes);
+                Outcome::PlanApplied { result }
+            }
             Command::UpdateAllocations { updates, now_ms } => Outcome::AllocationsUpdated {
                 applied: self.update_allocations(index, updates, now_ms, writes),
             },
@@ -131,6 +158,9 @@ impl State {
                 self.restart_allocation(index, &id, task, now_ms, writes)
             }
             Command::Acl(command) => self.acl.apply(index, command, writes),
+            Command::DeploymentAction { id, action, now_ms } => {
+                self.act_on_deployment(index, &id, action, now_ms, writes)
+            }
             Command::StageRestore {
                 restore_id,
                 part,
@@ -180,6 +210,13 @@ impl State {
                 continue;
             }
             let mut allocation = existing.clone();
+            let healthy = update.client_state == ClientState::Running
+                && update.health == gantry_api::Health::Healthy;
+            allocation.healthy_since_ms = if healthy {
+                existing.healthy_since_ms.or(Some(now_ms))
+            } else {
+                None
+            };
             allocation.client_state = update.client_state;
             allocation.health = update.health;
             allocation.restart_count = update.restart_count;
@@ -236,6 +273,10 @@ impl State {
                     .load(serde_json::from_slice(&value).map_err(corrupt)?);
             } else if key.starts_with(super::acl::PREFIX) {
                 fresh.acl.load(&key, &value)?;
+            } else if key.starts_with(keys::DEPLOYMENT_PREFIX) {
+                fresh
+                    .deployments
+                    .load(serde_json::from_slice(&value).map_err(corrupt)?);
             } else if key.starts_with(keys::RESTORE_PREFIX) {
                 fresh.restore.load(&key, &value)?;
             } else {
@@ -336,7 +377,7 @@ mod tests {
         );
         assert_eq!(outcomes.len(), 3);
         assert!(
-            matches!(&outcomes[0], Outcome::JobRegistered { id, version: 1, changed: true } if id == "a")
+            matches!(&outcomes[0], Outcome::JobRegistered { id, version: 1, changed: true, .. } if id == "a")
         );
         assert!(matches!(&outcomes[1], Outcome::JobRegistered { id, version: 1, .. } if id == "b"));
         assert!(matches!(&outcomes[2], Outcome::Rejected { code, .. } if code == "not_found"));
@@ -418,8 +459,8 @@ mod tests {
         assert!(matches!(&deleted[0], Outcome::JobDeleted { id } if id == "a"));
         assert_eq!(
             writes.ops().len(),
-            3,
-            "the job record and both versions are deleted"
+            4,
+            "the job record, both versions and its deployment are deleted"
         );
         assert!(state.read().jobs.current.is_empty());
         assert!(state.read().jobs.versions.is_empty());
@@ -504,6 +545,7 @@ mod tests {
                 plan: crate::state::plan::Plan {
                     stops: vec![],
                     placements: vec![placed("a1", "n1")],
+                    ..Default::default()
                 },
                 now_ms: 2,
             },
@@ -716,6 +758,7 @@ mod tests {
                     plan: crate::state::plan::Plan {
                         stops: vec![],
                         placements: vec![placed("a0", "n1")],
+                        ..Default::default()
                     },
                     now_ms: 2,
                 },
@@ -751,6 +794,7 @@ mod tests {
                     plan: crate::state::plan::Plan {
                         stops: vec![],
                         placements: vec![placed("b0", "n1")],
+                        ..Default::default()
                     },
                     now_ms: 7,
                 },

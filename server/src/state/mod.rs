@@ -10,6 +10,7 @@ pub mod alloc_control;
 pub mod allocations;
 pub mod changes;
 pub mod command;
+pub mod deployments;
 pub mod jobs;
 pub(crate) mod keys;
 pub mod machine;
@@ -17,6 +18,7 @@ pub mod nodes;
 pub mod plan;
 pub mod restore;
 pub mod snapshot_file;
+mod versions;
 
 pub use command::{Command, Outcome};
 pub use machine::{ClusterState, State};

@@ -20,6 +20,29 @@ pub struct Plan {
     /// Allocations to stop first (freeing their room for the placements).
     pub stops: Vec<AllocationStop>,
     pub placements: Vec<PlannedAllocation>,
+    /// Live allocations moved to a newer version of their job in place: it changed
+    /// nothing that runs, so nothing restarts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub version_updates: Vec<VersionUpdate>,
+    /// What the scheduler concluded about deployments (applied by the state machine
+    /// after the rest of the plan; see `state::deployments`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployment_updates: Vec<super::deployments::DeploymentUpdate>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.stops.is_empty()
+            && self.placements.is_empty()
+            && self.version_updates.is_empty()
+            && self.deployment_updates.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionUpdate {
+    pub id: String,
+    pub job_version: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +98,21 @@ pub fn apply_plan(
                 reason: "no such allocation to stop".into(),
             }),
         }
+    }
+
+    for update in plan.version_updates {
+        let Some(existing) = allocations.by_id.get(&update.id) else {
+            continue;
+        };
+        // Only forward, and only what still runs: a stopped allocation keeps its version.
+        if existing.job_version >= update.job_version || !existing.reserves_resources() {
+            continue;
+        }
+        let mut moved = existing.clone();
+        moved.job_version = update.job_version;
+        moved.modified_at_ms = now_ms;
+        moved.modify_index = index;
+        allocations.store(moved, writes);
     }
 
     let mut usage: BTreeMap<String, NodeUsage> = BTreeMap::new();
@@ -280,6 +318,7 @@ mod tests {
                 alloc("c", "web", 2, "n1", 400, &[]),
                 alloc("d", "web", 3, "gone", 10, &[]),
             ],
+            ..Default::default()
         };
         let result = apply(&nodes, &mut allocations, plan);
         assert_eq!(result.placed, vec!["a", "c"]);
@@ -298,6 +337,7 @@ mod tests {
         let first = Plan {
             stops: vec![],
             placements: vec![alloc("a", "web", 0, "n1", 100, &[8080])],
+            ..Default::default()
         };
         apply(&nodes, &mut allocations, first);
         let second = Plan {
@@ -307,6 +347,7 @@ mod tests {
                 alloc("c", "api", 1, "n1", 100, &[9090, 9090]),
                 alloc("d", "api", 2, "n1", 100, &[9091]),
             ],
+            ..Default::default()
         };
         let result = apply(&nodes, &mut allocations, second);
         assert_eq!(rejected_ids(&result), vec!["b", "c"]);
@@ -324,6 +365,7 @@ mod tests {
             Plan {
                 stops: vec![],
                 placements: vec![alloc("old", "web", 0, "n1", 1000, &[8080])],
+                ..Default::default()
             },
         );
         let mut replacement = alloc("new", "web", 0, "n1", 1000, &[8080]);
@@ -337,6 +379,7 @@ mod tests {
                     reason: "updated".into(),
                 }],
                 placements: vec![replacement],
+                ..Default::default()
             },
         );
         assert_eq!(result.stopped, vec!["old"]);
@@ -353,11 +396,13 @@ mod tests {
         let first = Plan {
             stops: vec![],
             placements: vec![alloc("a", "web", 0, "n1", 100, &[])],
+            ..Default::default()
         };
         apply(&nodes, &mut allocations, first);
         let duplicate = Plan {
             stops: vec![],
             placements: vec![alloc("b", "web", 0, "n2", 100, &[])],
+            ..Default::default()
         };
         let result = apply(&nodes, &mut allocations, duplicate);
         assert_eq!(rejected_ids(&result), vec!["b"]);
@@ -372,6 +417,7 @@ mod tests {
             Plan {
                 stops: vec![],
                 placements: vec![migration],
+                ..Default::default()
             },
         );
         assert_eq!(result.placed, vec!["c"]);
@@ -390,6 +436,7 @@ mod tests {
             Plan {
                 stops: vec![],
                 placements: vec![alloc("a", "web", 0, "n1", 100, &[])],
+                ..Default::default()
             },
         );
         assert_eq!(rejected_ids(&result), vec!["a"]);

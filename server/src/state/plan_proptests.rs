@@ -456,6 +456,7 @@ impl World {
                 })
                 .collect(),
             placements: placements.iter().map(planned).collect(),
+            ..Default::default()
         };
         self.index += 1;
         let result = apply_plan(

@@ -290,6 +290,7 @@ mod tests {
             plan: Plan {
                 stops: vec![],
                 placements: vec![placed("a1", "web", "n1"), placed("a2", "web-2", "n2")],
+                ..Default::default()
             },
             now_ms: 30,
         }]);

@@ -50,6 +50,7 @@ fn launch(dir: &Path, task: &str, command: &[&str]) -> TaskLaunch {
             },
             ports: Vec::new(),
             health: None,
+            shutdown_delay: None,
         },
         ports: Vec::new(),
         extra_env: BTreeMap::from([("GANTRY_PORT_HTTP".to_string(), "31000".to_string())]),

@@ -130,6 +130,7 @@ mod tests {
             },
             ports,
             health: None,
+            shutdown_delay: None,
         }
     }
 

@@ -1,9 +1,12 @@
 //! The host ports of one node: which are taken, and picking free ones.
 //!
 //! Static ports are whatever the job asks for; dynamic ones come from the node's range,
-//! lowest free first, so the same state always yields the same ports. Used ports are kept
-//! in a sorted set (a node holds at most a few hundred), plus a count of those inside the
-//! dynamic range so "are there enough free?" is O(1).
+//! the first free ones after the last port handed out (wrapping around), so a port just
+//! given back is not handed out again at once: a replaced instance may still hold it for
+//! its shutdown delay while its replacement starts on the same node. The same history
+//! always yields the same ports. Used ports are kept in a sorted set (a node holds at most
+//! a few hundred), plus a count of those inside the dynamic range so "are there enough
+//! free?" is O(1).
 
 use std::collections::BTreeSet;
 
@@ -14,6 +17,8 @@ pub(crate) struct PortBook {
     range: PortRange,
     used: BTreeSet<u16>,
     used_in_range: usize,
+    /// Where the next pick starts: just after the last port of the range taken.
+    cursor: u16,
 }
 
 /// Why an ask's ports do not fit on a node.
@@ -31,6 +36,7 @@ impl PortBook {
             range,
             used: BTreeSet::new(),
             used_in_range: 0,
+            cursor: range.start,
         }
     }
 
@@ -75,26 +81,24 @@ impl PortBook {
         Ok(())
     }
 
-    /// The static ports, then `dynamic` ports picked lowest-first from the range (skipping
-    /// the static ones). Call after [`check`](Self::check) succeeded.
+    /// The static ports, then `dynamic` ports picked from the range starting at the
+    /// cursor and wrapping around (skipping the static ones). Call after
+    /// [`check`](Self::check) succeeded.
     pub fn pick(&self, static_ports: &[u16], dynamic: usize) -> Vec<u16> {
         let mut ports = static_ports.to_vec();
-        if dynamic == 0 {
+        if dynamic == 0 || self.range_len() == 0 {
             return ports;
         }
-        let mut used = self
-            .used
-            .range(self.range.start..=self.range.end)
-            .peekable();
-        let mut port = u32::from(self.range.start);
-        while ports.len() < static_ports.len() + dynamic && port <= u32::from(self.range.end) {
-            while used.next_if(|&&u| u32::from(u) < port).is_some() {}
-            let candidate = port as u16;
-            port += 1;
-            if used.peek() == Some(&&candidate) || static_ports.contains(&candidate) {
-                continue;
+        let (start, end) = (self.range.start, self.range.end);
+        let cursor = self.cursor.clamp(start, end);
+        let candidates = (cursor..=end).chain(start..cursor);
+        for candidate in candidates {
+            if ports.len() == static_ports.len() + dynamic {
+                break;
             }
-            ports.push(candidate);
+            if self.is_free(candidate) && !static_ports.contains(&candidate) {
+                ports.push(candidate);
+            }
         }
         debug_assert_eq!(
             ports.len(),
@@ -111,6 +115,11 @@ impl PortBook {
             debug_assert!(fresh, "port {port} taken twice");
             if fresh && self.in_range(port) {
                 self.used_in_range += 1;
+                self.cursor = if port >= self.range.end {
+                    self.range.start
+                } else {
+                    port + 1
+                };
             }
         }
     }
@@ -138,13 +147,23 @@ mod tests {
     }
 
     #[test]
-    fn picks_the_lowest_free_ports_after_the_static_ones() {
+    fn picks_free_ports_after_the_last_taken_after_the_static_ones() {
         let mut b = book(100, 110);
         b.take(&[100, 101, 103]);
         assert_eq!(b.free_in_range(), 8);
-        assert_eq!(b.pick(&[80], 3), vec![80, 102, 104, 105]);
+        assert_eq!(b.pick(&[80], 3), vec![80, 104, 105, 106]);
         // A static port inside the range is not picked again as a dynamic one.
-        assert_eq!(b.pick(&[102], 2), vec![102, 104, 105]);
+        assert_eq!(b.pick(&[104], 2), vec![104, 105, 106]);
+    }
+
+    #[test]
+    fn a_port_given_back_comes_round_again_only_after_the_others() {
+        let mut b = book(100, 103);
+        b.take(&[100, 101]);
+        b.give_back(&[100]);
+        assert_eq!(b.pick(&[], 1), vec![102], "not 100, just given back");
+        b.take(&[102, 103]);
+        assert_eq!(b.pick(&[], 1), vec![100], "wrapped around");
     }
 
     #[test]
