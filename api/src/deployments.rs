@@ -67,7 +67,8 @@ pub struct Deployment {
     pub desired_total: u32,
     /// Instances of the new version placed so far (canaries included).
     pub placed: u32,
-    /// Placed instances that count as healthy.
+    /// Instances of the new version (placed by it, or moved to its version in place)
+    /// that count as healthy.
     pub healthy: u32,
     /// Placed instances that failed or missed their deadline.
     pub unhealthy: u32,

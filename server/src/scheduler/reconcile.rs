@@ -213,6 +213,7 @@ impl<R: RngCore> Run<'_, R> {
         let mut migrating = 0u32;
         let mut outdated: Vec<&Allocation> = Vec::new();
         let mut settled = 0u32;
+        let mut ready_slots = 0u32;
         let mut in_flight = 0u32;
         let rolling = self.spec.kind == JobType::Service;
         for slot in 0..replicas {
@@ -220,6 +221,7 @@ impl<R: RngCore> Run<'_, R> {
             self.move_in_place(holders);
             let (current, old): (Vec<&Allocation>, Vec<&Allocation>) =
                 holders.iter().partition(|a| self.runs_current_tasks(a));
+            ready_slots += u32::from(current.iter().any(|a| self.is_ready(a)));
             match (current.as_slice(), old.as_slice()) {
                 ([], []) => {
                     if self.may_place(allocations, |a| a.slot == slot) {
@@ -287,7 +289,7 @@ impl<R: RngCore> Run<'_, R> {
                 && migrating == 0
                 && settled == replicas
                 && self.out.placements.is_empty();
-            self.conclude(allocations, complete, promoted_now);
+            self.conclude(allocations, ready_slots, complete, promoted_now);
         }
     }
 
@@ -387,7 +389,13 @@ impl<R: RngCore> Run<'_, R> {
     }
 
     /// Records the deployment's progress (only when it changed).
-    fn conclude(&mut self, allocations: &[Allocation], complete: bool, promoted_now: bool) {
+    fn conclude(
+        &mut self,
+        allocations: &[Allocation],
+        healthy_slots: u32,
+        complete: bool,
+        promoted_now: bool,
+    ) {
         let Some(deployment) = self.deployment else {
             return;
         };
@@ -411,6 +419,7 @@ impl<R: RngCore> Run<'_, R> {
         let seen = Observed {
             allocations,
             placed_now,
+            healthy_slots,
             complete,
             promoted_now,
         };

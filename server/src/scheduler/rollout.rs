@@ -92,6 +92,9 @@ pub struct Observed<'a> {
     pub allocations: &'a [Allocation],
     /// Allocations placed this round for the deployment.
     pub placed_now: u32,
+    /// Slots with a ready allocation of the current tasks (placed by the deployment, or
+    /// moved to its version in place).
+    pub healthy_slots: u32,
     /// Every slot holds one current, ready allocation, and nothing else of the job
     /// runs (after this round's stops and with no placement this round).
     pub complete: bool,
@@ -112,10 +115,7 @@ pub fn progress(
         .filter(|a| a.deployment_id.as_deref() == Some(deployment.id.as_str()))
         .collect();
     let placed = mine.len() as u32 + seen.placed_now;
-    let healthy = mine
-        .iter()
-        .filter(|a| crate::scheduler::reconcile::is_live(a) && is_ready(a, strategy, now_ms))
-        .count() as u32;
+    let healthy = seen.healthy_slots;
     let failures: Vec<String> = mine
         .iter()
         .filter_map(|a| failure(a, strategy, now_ms))
