@@ -75,4 +75,40 @@ mod tests {
     fn ports_become_environment_variables() {
         assert_eq!(env_name("http-alt.2"), "HTTP_ALT_2");
     }
+
+    #[test]
+    fn a_task_learns_who_and_where_it_is() {
+        let allocation: Allocation = serde_json::from_str(
+            r#"{"id":"web-0-1a2b","job_id":"web","job_version":2,"slot":0,"node_id":"node-1",
+            "resources":{"cpu_millis":100,"memory_mb":32},
+            "ports":[{"task":"main","name":"http-alt","host_port":20001,"container_port":8080},
+                     {"task":"side","name":"metrics","host_port":20002,"container_port":9100}],
+            "desired":"run","client_state":"pending","health":"unknown","restart_count":0,
+            "message":"","placement_reason":"","created_at_ms":0,"modified_at_ms":0,
+            "create_index":1,"modify_index":1}"#,
+        )
+        .unwrap();
+        let task: TaskSpec = serde_json::from_str(
+            r#"{"name":"main","image":"busybox","resources":{"cpu_millis":100,"memory_mb":32}}"#,
+        )
+        .unwrap();
+        let launch = task_launch(&allocation, &task, "10.0.0.7", Path::new("/tmp/a"));
+        let env: Vec<(&str, &str)> = launch
+            .extra_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("GANTRY_ALLOC_ID", "web-0-1a2b"),
+                ("GANTRY_JOB", "web"),
+                ("GANTRY_NODE", "node-1"),
+                ("GANTRY_NODE_ADDRESS", "10.0.0.7"),
+                ("GANTRY_PORT_HTTP_ALT", "20001"),
+                ("GANTRY_TASK", "main"),
+            ],
+            "only the task's own ports"
+        );
+    }
 }
