@@ -306,8 +306,16 @@ impl<R: RngCore> Run<'_, R> {
         let Some(deployment) = self.deployment else {
             return false;
         };
-        if deployment.status != DeploymentStatus::Running || outdated.is_empty() {
+        if deployment.status != DeploymentStatus::Running {
             return false;
+        }
+        if outdated.is_empty() {
+            // Nothing old to try canaries against (a job's first version): there is
+            // nothing to promote them over.
+            let canaries = allocations
+                .iter()
+                .any(|a| a.canary && a.deployment_id.as_deref() == Some(deployment.id.as_str()));
+            return deployment.awaits_promotion() && !canaries;
         }
         let mut promoted_now = false;
         if deployment.awaits_promotion() {
@@ -319,7 +327,8 @@ impl<R: RngCore> Run<'_, R> {
                         && a.deployment_id.as_deref() == Some(deployment.id.as_str())
                 })
                 .collect();
-            let wanted = self.strategy.canary as usize;
+            // More canaries than instances would wait forever: at most one per slot.
+            let wanted = self.strategy.canary.min(self.spec.replicas) as usize;
             let ready = canaries.iter().filter(|a| self.is_ready(a)).count();
             if self.strategy.auto_promote && canaries.len() >= wanted && ready >= wanted {
                 promoted_now = true;

@@ -310,3 +310,20 @@ fn a_paused_deployment_replaces_nothing_until_resumed() {
     let (plan, _) = sim.round();
     assert_eq!((plan.stops.len(), plan.placements.len()), (1, 1));
 }
+
+#[test]
+fn a_first_version_with_canaries_has_nothing_to_promote_them_over() {
+    let mut sim = Sim::new();
+    sim.node("n1", 4000);
+    let canary = r#"{"max_parallel":1,"min_healthy":"5s","healthy_deadline":"1m","canary":1}"#;
+    let id = deployment_id(&register(&mut sim, 2, "v1", canary));
+    let (plan, _) = sim.round();
+    assert_eq!(plan.placements.len(), 2);
+    assert!(plan.placements.iter().all(|p| !p.allocation.canary));
+    all_healthy(&mut sim);
+    sim.now += 5_000;
+    sim.round();
+    let done = deployment(&sim, &id);
+    assert_eq!(done.status, DeploymentStatus::Successful, "{done:?}");
+    assert!(done.promoted);
+}
