@@ -63,6 +63,9 @@ pub struct ServerConfig {
     /// Before starting, rewrite the stored membership to this manager alone (recovery
     /// from the permanent loss of a quorum; `--force-new-cluster`).
     pub force_new_cluster: bool,
+    /// Answer DNS questions about services on this address, UDP and TCP
+    /// (`--dns-listen`); `None`: no DNS interface.
+    pub dns_listen: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -83,6 +86,7 @@ impl ServerConfig {
             acl: false,
             cluster_secret: None,
             force_new_cluster: false,
+            dns_listen: None,
         }
     }
 

@@ -2,12 +2,14 @@
 //!
 //! A manager is one Raft peer. It owns the replicated cluster state (`state`), the Raft
 //! node and its peer transport (`raft`), the path a write takes to the log (`write`),
-//! and the admin HTTP API (`api`). `manager` wires them together and runs them.
+//! the admin HTTP API (`api`) and, when asked, the DNS interface (`dns`). `manager` wires
+//! them together and runs them.
 
 pub mod acl;
 pub mod api;
 pub mod config;
 pub mod dispatcher;
+pub mod dns;
 pub mod events;
 pub mod manager;
 pub mod metrics;

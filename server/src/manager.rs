@@ -94,6 +94,11 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    // Service discovery over DNS, from the local replica (see `dns`).
+    let dns = match config.dns_listen {
+        Some(addr) => Some(crate::dns::DnsServer::start(addr, state.clone()).await?),
+        None => None,
+    };
     let manager = Arc::new(Manager {
         id: config.id,
         group_commit: GroupCommit::start(raft.clone()),
@@ -122,6 +127,9 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")?;
+    if let Some(dns) = dns {
+        dns.stop().await;
+    }
     tracing::info!("shutting down the Raft node");
     raft.shutdown().await.ok();
     Ok(())

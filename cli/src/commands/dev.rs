@@ -25,6 +25,11 @@ pub struct DevArgs {
     /// Keep the data dirs after exit (their path is printed).
     #[arg(long)]
     pub keep: bool,
+
+    /// Serve DNS for the services on this address (UDP and TCP) from the first manager,
+    /// e.g. 127.0.0.1:8600 (see `gantry server --help`).
+    #[arg(long, env = "GANTRY_DEV_DNS_LISTEN")]
+    pub dns_listen: Option<SocketAddr>,
 }
 
 /// The dev cluster runs without ACL, and says so where nobody can miss it.
@@ -65,6 +70,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let id = i as u64 + 1;
         let mut config = ServerConfig::new(id, *addr, root.path().join(format!("manager-{id}")));
         config.initial_cluster = initial.clone();
+        if id == 1 {
+            config.dns_listen = args.dns_listen;
+        }
         let mut stopped = stop.subscribe();
         managers.push(tokio::spawn(gantry_server::run(config, async move {
             let _ = stopped.recv().await;
@@ -98,6 +106,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         println!("  manager {}  {url}", i + 1);
     }
     println!("  agent     node {node_name}");
+    if let Some(dns) = args.dns_listen {
+        println!("  DNS       {dns} (manager 1, UDP and TCP)");
+    }
     println!("  data      {}", root.path().display());
     println!();
     println!("Submit the example job:");
@@ -106,6 +117,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         urls[0]
     );
     println!("  curl {}/v1/jobs", urls[0]);
+    if let Some(dns) = args.dns_listen {
+        println!(
+            "  dig @{} -p {} web-http.service.gantry SRV",
+            dns.ip(),
+            dns.port()
+        );
+    }
     println!("Ctrl-C stops the cluster.");
 
     super::shutdown::signal().await;

@@ -78,6 +78,13 @@ pub struct ServerArgs {
     #[arg(long, env = "GANTRY_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
 
+    /// Answer DNS questions about services on this address, UDP and TCP (e.g.
+    /// 127.0.0.1:8600): A/AAAA and SRV records of `<service>.service.gantry`, SRV of
+    /// `_<service>._tcp.service.gantry`, A/AAAA of `<node>.node.gantry`; TTL 0, read
+    /// from this manager's replica. Off unless given.
+    #[arg(long, env = "GANTRY_DNS_LISTEN")]
+    pub dns_listen: Option<SocketAddr>,
+
     /// Require tokens: every API call but `GET /v1/status` and `POST /v1/acl/bootstrap`
     /// needs a bearer token, and agents need the join token. Give every manager the same
     /// setting and a cluster secret. Bootstrap once with `gantry acl bootstrap`.
@@ -152,6 +159,7 @@ impl ServerArgs {
         };
         config.write_timeout = self.write_timeout;
         config.max_body_bytes = self.max_body_bytes;
+        config.dns_listen = self.dns_listen;
         config.scheduler_algorithm = self.scheduler_algorithm.into();
         config.force_new_cluster = self.force_new_cluster;
         config.acl = self.acl;

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gantry_api::error::codes;
-use gantry_api::{Deployment, DeploymentStatus, UpdateStrategy};
+use gantry_api::{Deployment, DeploymentStatus, JobSpec};
 use gantry_raft_store::Writes;
 use serde::{Deserialize, Serialize};
 
@@ -97,17 +97,18 @@ impl Deployments {
         self.load(deployment);
     }
 
-    /// Starts a deployment of `version`, cancelling the job's active one. Returns its id.
+    /// Starts a deployment of `spec` as `version`, cancelling the job's active one.
+    /// Returns its id.
     pub fn start(
         &mut self,
         index: u64,
-        job_id: &str,
+        spec: &JobSpec,
         version: u64,
-        strategy: UpdateStrategy,
-        desired_total: u32,
         now_ms: u64,
         writes: &mut Writes,
     ) -> String {
+        let job_id = spec.id.as_str();
+        let strategy = spec.update.unwrap_or_default();
         self.cancel(
             index,
             job_id,
@@ -129,7 +130,7 @@ impl Deployments {
                 strategy,
                 status: DeploymentStatus::Running,
                 description,
-                desired_total,
+                desired_total: spec.replicas,
                 placed: 0,
                 healthy: 0,
                 unhealthy: 0,
@@ -151,17 +152,15 @@ impl Deployments {
     pub fn retarget(
         &mut self,
         index: u64,
-        job_id: &str,
+        spec: &JobSpec,
         version: u64,
-        strategy: UpdateStrategy,
-        desired_total: u32,
         writes: &mut Writes,
     ) -> Option<String> {
-        let mut deployment = self.active(job_id)?.clone();
+        let mut deployment = self.active(&spec.id)?.clone();
         deployment.job_version = version;
-        deployment.desired_total = desired_total;
+        deployment.desired_total = spec.replicas;
         // Canaries already promoted stay promoted.
-        deployment.strategy = strategy;
+        deployment.strategy = spec.update.unwrap_or_default();
         deployment.modify_index = index;
         let id = deployment.id.clone();
         self.store(deployment, writes);
@@ -338,19 +337,13 @@ mod tests {
     use super::*;
 
     fn started(deployments: &mut Deployments, index: u64, version: u64) -> String {
-        let mut writes = Writes::default();
-        deployments.start(
-            index,
-            "web",
-            version,
-            UpdateStrategy {
-                canary: 1,
-                ..UpdateStrategy::default()
-            },
-            4,
-            1_000,
-            &mut writes,
+        let spec = gantry_api::parse_job_spec(
+            br#"{"id":"web","replicas":4,"update":{"canary":1},
+            "tasks":[{"name":"main","image":"busybox","resources":{"cpu_millis":1,"memory_mb":1}}]}"#,
+            None,
         )
+        .unwrap();
+        deployments.start(index, &spec, version, 1_000, &mut Writes::default())
     }
 
     fn update(id: &str, status: DeploymentStatus) -> DeploymentUpdate {

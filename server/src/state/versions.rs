@@ -49,8 +49,6 @@ impl State {
             return outcome;
         }
         let spec = &self.jobs.current[id.as_str()].spec;
-        let strategy = spec.update.unwrap_or_default();
-        let replicas = spec.replicas;
         if spec.kind != JobType::Service {
             let reason = format!("version {version} is not a service");
             self.deployments.cancel(index, id, &reason, now_ms, writes);
@@ -62,13 +60,13 @@ impl State {
         if tasks_changed {
             let started = self
                 .deployments
-                .start(index, id, *version, strategy, replicas, now_ms, writes);
+                .start(index, spec, *version, now_ms, writes);
             *deployment_id = Some(started);
             return outcome;
         }
         *deployment_id = self
             .deployments
-            .retarget(index, id, *version, strategy, replicas, writes);
+            .retarget(index, spec, *version, writes);
         if deployment_id.is_none() {
             let previous_version = previous.map(|(v, _)| v).unwrap_or_default();
             if self.jobs.is_stable(id, previous_version) {
