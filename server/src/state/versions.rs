@@ -64,9 +64,7 @@ impl State {
             *deployment_id = Some(started);
             return outcome;
         }
-        *deployment_id = self
-            .deployments
-            .retarget(index, spec, *version, writes);
+        *deployment_id = self.deployments.retarget(index, spec, *version, writes);
         if deployment_id.is_none() {
             let previous_version = previous.map(|(v, _)| v).unwrap_or_default();
             if self.jobs.is_stable(id, previous_version) {
