@@ -1,5 +1,5 @@
-//! The operator commands (`gantry job|node|alloc|service|operator|status|events|acl|
-//! completion`) against live clusters: three real managers, nodes simulated in this test
+//! The operator commands (`gantry job|deployment|node|alloc|service|operator|status|events|
+//! acl|completion`) against live clusters: three real managers, nodes simulated in this test
 //! process (`gantry_api::sim_agent`) or a real `gantry agent --driver process`, and the
 //! real binary run as an operator would, with `--json` parsed.
 //!
@@ -11,6 +11,10 @@
 //!   `gantry status` and a write tell it;
 //! - ACL: bootstrap, tokens of each kind, 401 and 403 told plainly, revoke, join token;
 //! - logs of a real agent's task, and restart in place;
+//! - deployments with a real agent (process driver): `job run` following a canary
+//!   deployment to its promotion, `deployment list|status|promote|pause|resume|fail`,
+//!   id prefixes, the revert to the last stable version, and `job run` told of a failed
+//!   deployment;
 //! - no manager at all, usage errors, `--help` and completion scripts.
 //!
 //! Durations are printed, never asserted.
@@ -902,6 +906,272 @@ async fn logs_and_restart_with_a_real_agent() {
 
 // ---------------------------------------------------------------------------
 
+/// Job `canary`: two instances of a process-driver task (no health check: healthy once
+/// running) whose `RELEASE` variable makes each version's tasks differ, rolled out with
+/// `canary` canaries first. `command` replaces the task's command (one that fails makes a
+/// deployment fail).
+fn canary_spec(release: u32, canary: u32, auto_revert: bool, command: &[&str]) -> String {
+    serde_json::json!({
+        "id": "canary",
+        "replicas": 2,
+        "tasks": [{
+            "name": "main",
+            "image": "gantry/busybox:latest",
+            "driver": "process",
+            "command": command,
+            "env": {"RELEASE": release.to_string()},
+            "resources": {"cpu_millis": 100, "memory_mb": 32}
+        }],
+        "restart": {"attempts": 0, "delay": "1s"},
+        "update": {
+            "canary": canary,
+            "min_healthy": "1s",
+            "healthy_deadline": "30s",
+            "max_parallel": 1,
+            "auto_revert": auto_revert
+        }
+    })
+    .to_string()
+}
+
+/// Waits until `deployment status ID --json` satisfies `wanted`, and returns it.
+async fn wait_deployment(
+    cli: &GantryCli,
+    id: &str,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_until(&format!("deployment {id}: {what}"), SETTLE, || async {
+        let run = cli.run(&["deployment", "status", id, "--json"]).await;
+        if run.code != Some(0) {
+            return Err(run.describe());
+        }
+        let d = run.json();
+        if wanted(&d) {
+            Ok(d)
+        } else {
+            Err(d.to_string())
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_canaries_promotion_pause_and_revert() {
+    let _serial = support::SERIAL.lock().await;
+    let cluster = Cluster::start(3).await;
+    let agent = AgentProcess::start(
+        &cluster,
+        &format!("cli-deploy-{}", std::process::id()),
+        "process",
+        &[],
+    );
+    let cli = GantryCli::new(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let sleep = ["sleep", "3600"];
+    let v1 = write(dir.path(), "v1.json", &canary_spec(1, 0, false, &sleep));
+    let v2 = write(dir.path(), "v2.json", &canary_spec(2, 1, false, &sleep));
+    let v3 = write(dir.path(), "v3.json", &canary_spec(3, 1, true, &sleep));
+    let broken = write(
+        dir.path(),
+        "broken.json",
+        &canary_spec(5, 1, true, &["false"]),
+    );
+
+    // The first version's deployment places its instances; `job run` follows it to the
+    // end.
+    cli.run(&["job", "run", &v1, "--deadline", "90s"])
+        .await
+        .ok()
+        .stdout_has("rolled out by deployment canary-v1-")
+        .stdout_has("successful: 2/2 instances healthy");
+    wait_job_running(&cli, "canary", 2).await;
+
+    // A changed version: `job run` follows its deployment until the canary is healthy
+    // and awaits promotion, then says how to promote it.
+    let run = cli
+        .run(&["job", "run", &v2, "--deadline", "90s"])
+        .await
+        .ok()
+        .stdout_has("rolled out by deployment canary-v2-")
+        .stdout_has("awaits promotion")
+        .stdout_has("gantry deployment promote canary-v2-");
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("deployment canary-v2-") && l.contains(" healthy, ")),
+        "progress lines: {}",
+        run.describe()
+    );
+    let list = cli.json(&["deployment", "list", "--job", "canary"]).await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2, "version 1's and version 2's: {list:?}");
+    assert_eq!(list[1]["status"], "successful", "{list:?}");
+    let d2 = &list[0];
+    let d2_id = d2["id"].as_str().unwrap().to_string();
+    assert_eq!(d2["job_version"], 2, "{d2}");
+    assert_eq!(d2["status"], "running", "{d2}");
+    assert_eq!(d2["placed"], 1, "one canary placed: {d2}");
+    assert_eq!(d2["promoted"], false, "{d2}");
+    assert_eq!(d2["strategy"]["canary"], 1, "{d2}");
+    // The table, and one deployment by a prefix of its id.
+    let table = cli.run(&["deployment", "list"]).await.ok();
+    let header = table.stdout.lines().next().unwrap_or_default().to_string();
+    for column in [
+        "ID",
+        "JOB",
+        "VERSION",
+        "STATUS",
+        "HEALTHY",
+        "CANARIES",
+        "UPDATED",
+        "DESCRIPTION",
+    ] {
+        assert!(header.contains(column), "{column}: {}", table.describe());
+    }
+    let table = table.stdout_has("1 (awaiting promotion)");
+    assert!(has_relative_time(&table.stdout), "{}", table.describe());
+    let by_prefix = cli.json(&["deployment", "status", "canary-v2"]).await;
+    assert_eq!(by_prefix["id"], d2_id.as_str());
+    cli.run(&["deployment", "status", "canary-v"])
+        .await
+        .exit(1)
+        .stderr_has("names 2 deployments")
+        .stderr_has("give more of the id");
+    cli.run(&["deployment", "status", &d2_id])
+        .await
+        .ok()
+        .stdout_has("Update strategy")
+        .stdout_has("HEALTHY SINCE")
+        .stdout_has("gantry deployment promote");
+    let allocations = cli.json(&["alloc", "list", "--job", "canary"]).await;
+    let canaries: Vec<&Value> = allocations
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["deployment_id"] == d2_id.as_str())
+        .collect();
+    assert_eq!(canaries.len(), 1, "{allocations}");
+    assert_eq!(canaries[0]["canary"], true, "{allocations}");
+    cli.run(&["deployment", "status", "nope"])
+        .await
+        .exit(1)
+        .stderr_has("no deployment `nope`");
+
+    // Promote: the rest rolls out, and the version becomes stable.
+    let promoted = cli.json(&["deployment", "promote", &d2_id]).await;
+    assert_eq!(promoted["deployment"]["id"], d2_id.as_str());
+    assert_eq!(promoted["deployment"]["promoted"], true, "{promoted}");
+    assert!(promoted["index"].as_u64().unwrap() > 0, "{promoted}");
+    let done = wait_deployment(&cli, &d2_id, "successful", |d| d["status"] == "successful").await;
+    assert_eq!(done["healthy"], done["desired_total"], "{done}");
+    // Nothing left to promote: refused, and said why.
+    let again = cli.run(&["deployment", "promote", &d2_id]).await.exit(1);
+    assert!(!again.stderr.trim().is_empty(), "{}", again.describe());
+    let history = cli.json(&["job", "history", "canary"]).await;
+    let v2_entry = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == 2)
+        .cloned()
+        .unwrap_or_else(|| panic!("no version 2: {history}"));
+    assert_eq!(v2_entry["stable"], true, "{history}");
+    cli.run(&["job", "history", "canary"])
+        .await
+        .ok()
+        .stdout_has("STABLE");
+    cli.run(&["job", "status", "canary"])
+        .await
+        .ok()
+        .stdout_has("Deployment")
+        .stdout_has(&format!(
+            "{d2_id} successful, {}/{} healthy",
+            done["healthy"], done["desired_total"]
+        ));
+
+    // Another version: paused and resumed, then failed by hand and reverted to the
+    // last stable version (2).
+    let third = cli.json(&["job", "run", &v3, "--detach"]).await;
+    let d3_id = third["deployment_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a changed version starts a deployment: {third}"))
+        .to_string();
+    let paused = cli.json(&["deployment", "pause", &d3_id]).await;
+    assert_eq!(paused["deployment"]["status"], "paused", "{paused}");
+    let listed = cli.json(&["deployment", "list", "--job", "canary"]).await;
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert_eq!(listed[0]["id"], d3_id.as_str(), "newest first: {listed:?}");
+    assert_eq!(listed[0]["status"], "paused", "{listed:?}");
+    cli.run(&["deployment", "list"])
+        .await
+        .ok()
+        .stdout_has("paused");
+    let resumed = cli.json(&["deployment", "resume", &d3_id]).await;
+    assert_eq!(resumed["deployment"]["status"], "running", "{resumed}");
+    let failed = cli.json(&["deployment", "fail", &d3_id]).await;
+    assert_eq!(failed["deployment"]["status"], "failed", "{failed}");
+    // auto_revert registers the last stable version's spec (version 2's) again, as a
+    // new version.
+    let reverted = wait_deployment(&cli, &d3_id, "reverted", |d| {
+        d["reverted_to"].as_u64().is_some()
+    })
+    .await;
+    assert_eq!(reverted["status"], "failed", "{reverted}");
+    let revert_version = reverted["reverted_to"].as_u64().unwrap();
+    assert!(revert_version > 3, "{reverted}");
+    let job = cli.json(&["job", "status", "canary"]).await;
+    assert_eq!(job["version"], revert_version, "{job}");
+    assert_eq!(
+        job["spec"]["tasks"][0]["env"]["RELEASE"], "2",
+        "version 2's spec: {job}"
+    );
+    cli.run(&["deployment", "status", &d3_id])
+        .await
+        .ok()
+        .stdout_has(&format!("version {revert_version}"));
+
+    // A version whose canary cannot run: `job run` says the deployment failed, why,
+    // and where it reverted to.
+    let broken_run = cli
+        .run(&["job", "run", &broken, "--deadline", "90s"])
+        .await
+        .exit(1)
+        .stderr_has("failed")
+        .stderr_has("reverted to")
+        .stderr_has("`gantry job status canary` follows version");
+    assert!(
+        broken_run.stdout.contains("deployment canary-v"),
+        "progress lines: {}",
+        broken_run.describe()
+    );
+
+    // Stop the job before the agent so no task outlives the test.
+    cli.json(&["job", "stop", "canary"]).await;
+    wait_until("the tasks stopped", SETTLE, || async {
+        let run = cli
+            .run(&["alloc", "list", "--job", "canary", "--json"])
+            .await;
+        let stopped = |a: &Value| {
+            matches!(
+                a["client_state"].as_str(),
+                Some("complete" | "failed" | "lost")
+            )
+        };
+        if run.code == Some(0) && run.json().as_array().unwrap().iter().all(stopped) {
+            Ok(())
+        } else {
+            Err(run.describe())
+        }
+    })
+    .await;
+    agent.stop();
+    cluster.assert_alive();
+}
+
+// ---------------------------------------------------------------------------
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_manager_usage_help_and_completion() {
     let dead = format!("127.0.0.1:{}", free_ports(1)[0]);
@@ -939,7 +1209,15 @@ async fn no_manager_usage_help_and_completion() {
     let help = none.run(&["--help"]).await.ok();
     let help = help.stdout_has("Exit codes").stdout_has("GANTRY_ADDR");
     for command in [
-        "job", "node", "alloc", "service", "operator", "status", "events", "acl",
+        "job",
+        "deployment",
+        "node",
+        "alloc",
+        "service",
+        "operator",
+        "status",
+        "events",
+        "acl",
     ] {
         assert!(
             help.stdout.contains(command),

@@ -1,6 +1,7 @@
 //! `gantry`: one binary for the manager (`server`), the node agent (`agent`), a local
 //! development cluster (`dev`), and the operator commands that talk to the managers'
-//! API (`job`, `node`, `alloc`, `service`, `operator`, `status`, `events`, `acl`).
+//! API (`job`, `deployment`, `node`, `alloc`, `service`, `operator`, `status`, `events`,
+//! `acl`).
 
 mod commands;
 mod config_file;
@@ -13,7 +14,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use commands::connect::{ClientArgs, Ctx, LeadingClientArgs};
 use commands::failure::{exit, Needs};
-use commands::{acl, alloc, completion, events, job, node, operator, service, status};
+use commands::{acl, alloc, completion, deployment, events, job, node, operator, service, status};
 
 const AFTER_HELP: &str = "\
 Operator commands talk to the managers at --address (or GANTRY_ADDR; default
@@ -24,8 +25,8 @@ Exit codes:
   0  done
   1  the command failed: a manager refused it, none could be reached, bad input
   2  bad usage (unknown command or flag, missing argument)
-  3  a wait ended unfinished: `job run` with instances not running, or `node drain`
-     with allocations left, by --deadline";
+  3  a wait ended unfinished: `job run` with instances not running or its deployment
+     still rolling out, or `node drain` with allocations left, by --deadline";
 
 #[derive(Parser)]
 #[command(
@@ -71,6 +72,9 @@ enum Command {
     Dev(commands::dev::DevArgs),
     /// Submit, follow, inspect, scale, revert and stop jobs.
     Job(job::JobArgs),
+    /// Rollouts of new job versions: list, inspect, promote canaries, fail, pause,
+    /// resume.
+    Deployment(deployment::DeploymentArgs),
     /// Worker nodes: list, inspect, drain, eligibility.
     Node(node::NodeArgs),
     /// Allocations (placed instances): list, inspect, logs, restart, stop.
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
 async fn operate(leading: LeadingClientArgs, command: Command) -> ExitCode {
     let (args, needs): (&ClientArgs, Needs) = match &command {
         Command::Job(a) => (&a.client, job::needs(&a.command)),
+        Command::Deployment(a) => (&a.client, deployment::needs(&a.command)),
         Command::Node(a) => (&a.client, node::needs(&a.command)),
         Command::Alloc(a) => (&a.client, alloc::needs(&a.command)),
         Command::Service(a) => (&a.client, service::needs(&a.command)),
@@ -157,6 +162,7 @@ async fn operate(leading: LeadingClientArgs, command: Command) -> ExitCode {
     };
     let result = match command {
         Command::Job(a) => job::run(&ctx, a.command).await,
+        Command::Deployment(a) => deployment::run(&ctx, a.command).await,
         Command::Node(a) => node::run(&ctx, a.command).await,
         Command::Alloc(a) => alloc::run(&ctx, a.command).await,
         Command::Service(a) => service::run(&ctx, a.command).await,

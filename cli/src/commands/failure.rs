@@ -15,8 +15,9 @@ use super::connect::Ctx;
 pub mod exit {
     /// The command failed: a manager refused it, none could be reached, bad input.
     pub const ERROR: u8 = 1;
-    /// A wait ended unfinished: `job run` with instances not running by `--deadline`,
-    /// `node drain` with allocations still on the node by `--deadline`.
+    /// A wait ended unfinished: `job run` with instances not running (or its deployment
+    /// still rolling out) by `--deadline`, `node drain` with allocations still on the
+    /// node by `--deadline`.
     pub const UNFINISHED: u8 = 3;
 }
 

@@ -1,12 +1,17 @@
 //! `gantry job ...`: submit, follow, inspect, scale, revert and stop jobs.
+//!
+//! `job run` follows what the submission started: the job's placement, or, when the
+//! managers answer with a deployment (a service job's new or changed tasks, rolled out
+//! by the managers), that deployment.
 
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use gantry_api::client::AllocationFilter;
-use gantry_api::{Allocation, Job, JobRegistered, JobType};
+use gantry_api::{Allocation, Deployment, Job, JobRegistered, JobType, JobVersion};
 
 use super::connect::{ClientArgs, Ctx};
+use super::deployment_progress::{self, Ending};
 use super::failure::{or_not_found, CmdResult, Failure, Needs};
 use super::job_progress::{serde_plain, why_not, JobProgress};
 use super::spec_file;
@@ -32,14 +37,21 @@ pub struct JobArgs {
 #[derive(Subcommand, Debug)]
 pub enum JobCommand {
     /// Submit a job spec (JSON or YAML) and follow its placement until every instance
-    /// runs.
+    /// runs, or its deployment until it is rolled out.
     ///
     /// Shows how many instances are placed, running and failed, refreshed until all
     /// run (exit 0) or --deadline passes (exit 3, with why the others are not running:
     /// the instances that fit nowhere and the allocations that failed). The job stays
     /// submitted either way.
+    ///
+    /// When the managers answer with a deployment (a service job whose tasks are new or
+    /// changed: the rollout that places or replaces its instances), it follows the
+    /// deployment instead (instances healthy of those wanted) until it is successful
+    /// (exit 0), failed (exit 1, with why and the version `auto_revert` registered) or
+    /// cancelled (exit 1), or its canaries are healthy and await `gantry deployment
+    /// promote` (exit 0), or --deadline passes (exit 3; the deployment goes on).
     Run(RunArgs),
-    /// A job's summary, its versions and its allocations.
+    /// A job's summary, its latest deployment, its versions and its allocations.
     Status {
         /// The job's id.
         id: String,
@@ -64,7 +76,8 @@ pub enum JobCommand {
         /// The spec: a JSON or YAML file, or `-` for stdin.
         file: String,
     },
-    /// A job's kept versions, newest first.
+    /// A job's kept versions, newest first, and which are stable (a deployment of them
+    /// succeeded: `auto_revert` goes back to the newest such).
     History {
         /// The job's id.
         id: String,
@@ -83,7 +96,8 @@ pub struct RunArgs {
     /// The spec: a JSON or YAML file (by extension, else by content), or `-` for stdin.
     pub file: String,
 
-    /// How long to wait for every instance to run (e.g. `90s`, `5m`).
+    /// How long to wait for every instance to run, or the deployment to roll out
+    /// (e.g. `90s`, `5m`).
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     pub deadline: Duration,
 
@@ -134,6 +148,9 @@ async fn run_job(ctx: &Ctx, args: RunArgs) -> CmdResult {
     if !ctx.json {
         println!("{}", registered_line(&registered));
     }
+    if let Some(deployment_id) = registered.deployment_id.as_deref() {
+        return follow_deployment(ctx, &registered, deployment_id, args.deadline).await;
+    }
     let started = Instant::now();
     let mut progress = Progress::new(ctx.style.tty);
     loop {
@@ -177,11 +194,111 @@ async fn run_job(ctx: &Ctx, args: RunArgs) -> CmdResult {
     }
 }
 
+/// `job run` after a submission answered with a deployment: its progress until it
+/// finishes, waits on the operator, or `deadline` passes. With `--json`, the job is
+/// printed at the end, as without a deployment.
+async fn follow_deployment(
+    ctx: &Ctx,
+    registered: &JobRegistered,
+    id: &str,
+    deadline: Duration,
+) -> CmdResult {
+    let started = Instant::now();
+    let mut progress = Progress::new(ctx.style.tty);
+    let mut seen = false;
+    loop {
+        let deployment = match ctx.client.get_deployment(id, ctx.stale).await {
+            Ok(found) => Some(found.value),
+            // Deployments go with their job.
+            Err(e) if e.is_not_found() && seen => {
+                progress.finish();
+                return Err(Failure::Message(format!(
+                    "deployment {id} is gone: job `{}` was stopped and removed",
+                    registered.id
+                )));
+            }
+            // A stale read may not hold it yet: wait for it like for progress.
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        };
+        seen |= deployment.is_some();
+        let waited = started.elapsed();
+        if !ctx.json {
+            let line = match &deployment {
+                Some(d) => deployment_progress::line(d),
+                None => format!("deployment {id}: not visible yet"),
+            };
+            progress.update(&line, &duration(waited));
+        }
+        let ended = deployment.as_ref().and_then(|d| Some((d, Ending::of(d)?)));
+        if let Some((d, ending)) = ended {
+            progress.finish();
+            if ctx.json {
+                print_json(&job_now(ctx, &registered.id).await?);
+            }
+            return match ending {
+                Ending::Successful => {
+                    if !ctx.json {
+                        println!(
+                            "{} ({})",
+                            deployment_progress::success_message(d),
+                            duration(waited)
+                        );
+                    }
+                    Ok(())
+                }
+                Ending::AwaitsPromotion => {
+                    if !ctx.json {
+                        println!("{}", deployment_progress::awaiting_promotion_message(d));
+                    }
+                    Ok(())
+                }
+                Ending::Failed => Err(Failure::Message(deployment_progress::failure_message(d))),
+                Ending::Cancelled => {
+                    Err(Failure::Message(deployment_progress::cancelled_message(d)))
+                }
+            };
+        }
+        if waited >= deadline {
+            progress.finish();
+            // Why instances do not run: those that fit nowhere, those that failed.
+            let (job, allocations) = job_and_allocations(ctx, &registered.id).await?;
+            if ctx.json {
+                print_json(&job);
+            }
+            let reasons = why_not(&job, &allocations, registered.index);
+            return Err(Failure::Unfinished(
+                deployment_progress::unfinished_message(
+                    id,
+                    registered,
+                    deployment.as_ref(),
+                    &duration(deadline),
+                    &reasons,
+                ),
+            ));
+        }
+        tokio::time::sleep(POLL.min(deadline.saturating_sub(waited))).await;
+    }
+}
+
+async fn job_now(ctx: &Ctx, id: &str) -> Result<Job, Failure> {
+    Ok(ctx
+        .client
+        .get_job(id, ctx.stale)
+        .await
+        .map_err(|e| or_not_found(e, no_job(id)))?
+        .value)
+}
+
 fn registered_line(r: &JobRegistered) -> String {
-    format!(
+    let mut line = format!(
         "job `{}` submitted: version {} (index {})",
         r.id, r.version, r.index
-    )
+    );
+    if let Some(deployment) = &r.deployment_id {
+        line.push_str(&format!(", rolled out by deployment {deployment}"));
+    }
+    line
 }
 
 fn done_line(p: &JobProgress, waited: Duration) -> String {
@@ -225,6 +342,12 @@ async fn status(ctx: &Ctx, id: &str) -> CmdResult {
         .job_versions(id)
         .await
         .map_err(|e| or_not_found(e, no_job(id)))?;
+    let latest = latest_deployment(
+        ctx.client
+            .list_deployments(Some(id), ctx.stale)
+            .await?
+            .value,
+    );
     let now = now_ms();
     let style = &ctx.style;
     let replicas = match job.spec.kind {
@@ -242,6 +365,13 @@ async fn status(ctx: &Ctx, id: &str) -> CmdResult {
             ("Priority", job.spec.priority.to_string()),
             ("Submitted", ago(job.submitted_at_ms, now)),
             ("Modify index", job.modify_index.to_string()),
+            (
+                "Deployment",
+                latest
+                    .as_ref()
+                    .map(deployment_progress::summary)
+                    .unwrap_or_else(|| "-".into()),
+            ),
         ],
     );
     if !job.unplaced.is_empty() {
@@ -251,22 +381,7 @@ async fn status(ctx: &Ctx, id: &str) -> CmdResult {
         }
     }
     print_heading(style, "Versions");
-    let mut table = Table::new(["VERSION", "SUBMITTED", "INDEX", "REPLICAS", "IMAGES"]);
-    for v in &versions {
-        let current = if v.version == job.version {
-            " (current)"
-        } else {
-            ""
-        };
-        table.row(cells![
-            format!("{}{current}", v.version),
-            ago(v.submitted_at_ms, now),
-            v.index.to_string(),
-            v.spec.replicas.to_string(),
-            images(&v.spec),
-        ]);
-    }
-    table.print(style);
+    versions_table(&versions, Some(job.version), now).print(style);
 
     print_heading(style, "Allocations");
     allocations.sort_by(|a, b| {
@@ -294,6 +409,40 @@ async fn status(ctx: &Ctx, id: &str) -> CmdResult {
         println!("({hidden} older allocations not shown: `gantry alloc list --job {id}`)");
     }
     Ok(())
+}
+
+/// The newest of a job's deployments (the one `job status` shows).
+fn latest_deployment(deployments: Vec<Deployment>) -> Option<Deployment> {
+    deployments.into_iter().max_by_key(|d| d.create_index)
+}
+
+/// The versions table of `job status` and `job history`: VERSION (the current one
+/// marked), SUBMITTED, INDEX, REPLICAS, IMAGES, STABLE.
+fn versions_table(versions: &[JobVersion], current: Option<u64>, now: u64) -> Table {
+    let mut table = Table::new([
+        "VERSION",
+        "SUBMITTED",
+        "INDEX",
+        "REPLICAS",
+        "IMAGES",
+        "STABLE",
+    ]);
+    for v in versions {
+        let marker = if Some(v.version) == current {
+            " (current)"
+        } else {
+            ""
+        };
+        table.row(cells![
+            format!("{}{marker}", v.version),
+            ago(v.submitted_at_ms, now),
+            v.index.to_string(),
+            v.spec.replicas.to_string(),
+            images(&v.spec),
+            if v.stable { "yes" } else { "no" },
+        ]);
+    }
+    table
 }
 
 fn images(spec: &gantry_api::JobSpec) -> String {
@@ -482,18 +631,7 @@ async fn history(ctx: &Ctx, id: &str) -> CmdResult {
         print_json(&versions);
         return Ok(());
     }
-    let now = now_ms();
-    let mut table = Table::new(["VERSION", "SUBMITTED", "INDEX", "REPLICAS", "IMAGES"]);
-    for v in &versions {
-        table.row(cells![
-            v.version.to_string(),
-            ago(v.submitted_at_ms, now),
-            v.index.to_string(),
-            v.spec.replicas.to_string(),
-            images(&v.spec)
-        ]);
-    }
-    table.print(&ctx.style);
+    versions_table(&versions, None, now_ms()).print(&ctx.style);
     Ok(())
 }
 
@@ -509,4 +647,82 @@ async fn revert(ctx: &Ctx, id: &str, version: u64) -> CmdResult {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::deployment_progress::tests::deployment;
+    use super::*;
+    use crate::output::Style;
+
+    const PLAIN: Style = Style {
+        tty: false,
+        colour: false,
+    };
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn version(version: u64, stable: bool) -> JobVersion {
+        let spec: gantry_api::JobSpec = serde_json::from_value(serde_json::json!({
+            "id": "web", "replicas": 2,
+            "tasks": [{"name": "main", "image": "busybox", "resources": {"cpu_millis": 1, "memory_mb": 1}}]
+        }))
+        .unwrap();
+        JobVersion {
+            version,
+            spec,
+            submitted_at_ms: NOW - version * 60_000,
+            index: version * 10,
+            stable,
+        }
+    }
+
+    #[test]
+    fn versions_say_which_are_stable() {
+        let versions = [version(3, false), version(2, true)];
+        assert_eq!(
+            versions_table(&versions, Some(3), NOW).render(&PLAIN),
+            vec![
+                "VERSION      SUBMITTED  INDEX  REPLICAS  IMAGES   STABLE",
+                "3 (current)  3m ago     30     2         busybox  no",
+                "2            2m ago     20     2         busybox  yes",
+            ]
+        );
+        assert_eq!(
+            versions_table(&versions, None, NOW).render(&PLAIN)[1],
+            "3        3m ago     30     2         busybox  no"
+        );
+    }
+
+    #[test]
+    fn the_latest_deployment_is_the_newest_created() {
+        let mut old = deployment(0);
+        old.id = "web-v2-12".into();
+        let mut new = deployment(0);
+        new.id = "web-v3-40".into();
+        new.create_index = 40;
+        assert_eq!(
+            latest_deployment(vec![old, new]).map(|d| d.id),
+            Some("web-v3-40".to_string())
+        );
+        assert_eq!(latest_deployment(vec![]), None);
+    }
+
+    #[test]
+    fn a_submission_that_starts_a_deployment_says_so() {
+        let mut registered = JobRegistered {
+            id: "web".into(),
+            version: 2,
+            index: 12,
+            deployment_id: None,
+        };
+        assert_eq!(
+            registered_line(&registered),
+            "job `web` submitted: version 2 (index 12)"
+        );
+        registered.deployment_id = Some("web-v2-12".into());
+        assert_eq!(
+            registered_line(&registered),
+            "job `web` submitted: version 2 (index 12), rolled out by deployment web-v2-12"
+        );
+    }
 }

@@ -5,6 +5,8 @@ pub mod agent;
 pub mod alloc;
 pub mod completion;
 pub mod connect;
+pub mod deployment;
+mod deployment_progress;
 pub mod dev;
 pub mod events;
 pub mod failure;

@@ -39,9 +39,11 @@ impl Style {
     pub fn state(&self, text: &str) -> String {
         let code = match text {
             "running" | "ready" | "healthy" | "eligible" | "leader" | "complete" | "voter"
-            | "ok" | "upsert" => "32",
+            | "ok" | "upsert" | "successful" => "32",
             "pending" | "starting" | "initializing" | "degraded" | "draining" | "candidate"
             | "learner" | "unknown" | "stop" | "stopped" | "delete" => "33",
+            // Deployments held by an operator or taken over by a newer version.
+            "paused" | "cancelled" => "33",
             "failed" | "lost" | "down" | "blocked" | "unhealthy" | "ineligible" | "unreachable" => {
                 "31"
             }
