@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 
 pub mod agent;
 pub mod cli;
+pub mod rollout;
 
 /// The binary under test, built by cargo for this test target.
 pub const GANTRY: &str = env!("CARGO_BIN_EXE_gantry");
@@ -666,6 +667,9 @@ pub struct Options {
     pub snapshot_chunk_bytes: Option<u64>,
     /// Further flags given to every manager (e.g. `--acl`).
     pub extra_args: Vec<String>,
+    /// Further flags for one manager only, by id, after `extra_args` (e.g. `--dns-listen`
+    /// with an address of its own).
+    pub manager_args: BTreeMap<u64, Vec<String>>,
 }
 
 /// A set of `gantry server` processes on this machine.
@@ -701,12 +705,11 @@ impl Cluster {
         let extra = cluster.extra_args();
         for (i, addr) in addrs.iter().enumerate() {
             let id = i as u64 + 1;
-            let m = Manager::new(
-                id,
-                addr.clone(),
-                Bootstrap::Initial(spec.clone()),
-                extra.clone(),
-            );
+            let mut args = extra.clone();
+            if let Some(own) = cluster.opts.manager_args.get(&id) {
+                args.extend(own.iter().cloned());
+            }
+            let m = Manager::new(id, addr.clone(), Bootstrap::Initial(spec.clone()), args);
             cluster.managers.insert(id, m);
         }
         for m in cluster.managers.values_mut() {
