@@ -22,27 +22,25 @@ use std::time::{Duration, Instant};
 use gantry_api::ClientState;
 use serde_json::json;
 use support::agent::{
-    alloc_containers, allocation, allocations, check_running, client, describe_allocs,
-    describe_containers, docker_kill, host_port, httpd_job, live, node_containers, require_docker,
-    running_container, submit, wait_http_200, wait_job_running, wait_nodes_ready, AgentProcess,
-    Cleanup, Snapshot, IMAGE,
+    agents_of, alloc_containers, allocation, allocations, check_running, describe_allocs,
+    describe_containers, docker_kill, host_port, httpd_job, live, node_containers,
+    running_container, submit, wait_http_200, wait_job_running, DockerTest, Snapshot, IMAGE,
 };
-use support::{wait_until, Cluster};
+use support::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_replicas_become_four_labelled_limited_published_containers() {
-    if !require_docker() {
+    let Some(setup) = DockerTest::start("four", &["a", "b"]).await else {
         return;
-    }
-    let _serial = support::SERIAL.lock().await;
-    let cleanup = Cleanup::new("four");
-    let cluster = Cluster::start(3).await;
-    let client = client(&cluster);
-    let a = AgentProcess::start(&cluster, &cleanup.node("a"), "docker", &[]);
-    let b = AgentProcess::start(&cluster, &cleanup.node("b"), "docker", &[]);
-    let t = Instant::now();
-    let ids = wait_nodes_ready(&client, &[&a, &b], Duration::from_secs(60)).await;
-    cluster.log(&format!("2 agents ready in {:?}: {ids:?}", t.elapsed()));
+    };
+    let DockerTest {
+        cluster,
+        client,
+        agents,
+        ids,
+        ..
+    } = setup;
+    let [a, b] = agents_of(agents);
     let name_of: BTreeMap<String, String> =
         ids.iter().map(|(n, id)| (id.clone(), n.clone())).collect();
 
@@ -127,16 +125,16 @@ async fn four_replicas_become_four_labelled_limited_published_containers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_container_is_restarted_then_replaced_past_its_attempts() {
-    if !require_docker() {
+    let Some(setup) = DockerTest::start("kill", &["a", "b"]).await else {
         return;
-    }
-    let _serial = support::SERIAL.lock().await;
-    let cleanup = Cleanup::new("kill");
-    let cluster = Cluster::start(3).await;
-    let client = client(&cluster);
-    let a = AgentProcess::start(&cluster, &cleanup.node("a"), "docker", &[]);
-    let b = AgentProcess::start(&cluster, &cleanup.node("b"), "docker", &[]);
-    wait_nodes_ready(&client, &[&a, &b], Duration::from_secs(60)).await;
+    };
+    let DockerTest {
+        cluster,
+        client,
+        agents,
+        ..
+    } = setup;
+    let [a, b] = agents_of(agents);
 
     let mut spec = httpd_job("web", 1);
     spec["restart"] = json!({"attempts": 1, "delay": "1s"});
@@ -247,15 +245,16 @@ enum Death {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_agent_adopts_its_running_containers() {
-    if !require_docker() {
+    let Some(setup) = DockerTest::start("adopt", &["a"]).await else {
         return;
-    }
-    let _serial = support::SERIAL.lock().await;
-    let cleanup = Cleanup::new("adopt");
-    let cluster = Cluster::start(3).await;
-    let client = client(&cluster);
-    let a = AgentProcess::start(&cluster, &cleanup.node("a"), "docker", &[]);
-    wait_nodes_ready(&client, &[&a], Duration::from_secs(60)).await;
+    };
+    let DockerTest {
+        cluster,
+        client,
+        agents,
+        ..
+    } = setup;
+    let [a] = agents_of(agents);
 
     submit(&cluster, &httpd_job("web", 3)).await;
     let t = Instant::now();

@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 use gantry_api::{ClientState, Health, NodeStatus};
 use serde_json::json;
 use support::agent::{
-    alloc_containers, allocation, allocations, check_running, client, describe_allocs,
-    describe_containers, host_port, httpd_job, is_live, live, node_containers, require_docker,
-    running_container, submit, wait_http_200, wait_job_running, wait_node_status, wait_nodes_ready,
-    AgentProcess, Cleanup, Snapshot, IMAGE,
+    agents_of, alloc_containers, allocation, allocations, check_running, describe_allocs,
+    describe_containers, host_port, httpd_job, is_live, live, node_containers, running_container,
+    submit, wait_http_200, wait_job_running, wait_node_status, wait_nodes_ready, DockerTest,
+    Snapshot, IMAGE,
 };
-use support::{wait_until, Cluster};
+use support::wait_until;
 
 /// A new leader marks nothing down for 2 × TTL (3 s) after its election; a scenario that
 /// kills an agent waits this long after the cluster started so it measures the TTL alone.
@@ -36,17 +36,18 @@ const GRACE: Duration = Duration::from_secs(7);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_down_past_its_ttl_is_replaced_and_its_stale_containers_removed() {
-    if !require_docker() {
+    let Some(setup) = DockerTest::start("down", &["a", "b"]).await else {
         return;
-    }
-    let _serial = support::SERIAL.lock().await;
-    let cleanup = Cleanup::new("down");
-    let cluster = Cluster::start(3).await;
+    };
+    let DockerTest {
+        cluster,
+        client,
+        agents,
+        ids,
+        ..
+    } = setup;
+    let [a, b] = agents_of(agents);
     let started = Instant::now();
-    let client = client(&cluster);
-    let a = AgentProcess::start(&cluster, &cleanup.node("a"), "docker", &[]);
-    let b = AgentProcess::start(&cluster, &cleanup.node("b"), "docker", &[]);
-    let ids = wait_nodes_ready(&client, &[&a, &b], Duration::from_secs(60)).await;
 
     submit(&cluster, &httpd_job("web", 4)).await;
     let before = wait_job_running(&client, "web", 4, Duration::from_secs(120), &[&a, &b]).await;
@@ -182,15 +183,16 @@ async fn a_node_down_past_its_ttl_is_replaced_and_its_stale_containers_removed()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_survive_30s_without_any_manager_and_nothing_restarts() {
-    if !require_docker() {
+    let Some(setup) = DockerTest::start("outage", &["a"]).await else {
         return;
-    }
-    let _serial = support::SERIAL.lock().await;
-    let cleanup = Cleanup::new("outage");
-    let mut cluster = Cluster::start(3).await;
-    let client = client(&cluster);
-    let a = AgentProcess::start(&cluster, &cleanup.node("a"), "docker", &[]);
-    wait_nodes_ready(&client, &[&a], Duration::from_secs(60)).await;
+    };
+    let DockerTest {
+        mut cluster,
+        client,
+        agents,
+        ..
+    } = setup;
+    let [a] = agents_of(agents);
 
     submit(&cluster, &httpd_job("web", 2)).await;
     let by_slot = wait_job_running(&client, "web", 2, Duration::from_secs(120), &[&a]).await;
@@ -274,15 +276,16 @@ async fn containers_survive_30s_without_any_manager_and_nothing_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_health_check_restarts_the_task_until_the_allocation_fails() {
-    if !require_docker() {
+    let Some(setup) = DockerTest::start("health", &["a"]).await else {
         return;
-    }
-    let _serial = support::SERIAL.lock().await;
-    let cleanup = Cleanup::new("health");
-    let cluster = Cluster::start(3).await;
-    let client = client(&cluster);
-    let a = AgentProcess::start(&cluster, &cleanup.node("a"), "docker", &[]);
-    wait_nodes_ready(&client, &[&a], Duration::from_secs(60)).await;
+    };
+    let DockerTest {
+        cluster,
+        client,
+        agents,
+        ..
+    } = setup;
+    let [a] = agents_of(agents);
 
     // Nothing listens on the port: every check fails.
     let spec = json!({
@@ -389,15 +392,16 @@ async fn a_failing_health_check_restarts_the_task_until_the_allocation_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_that_does_not_exist_fails_the_allocation_naming_it() {
-    if !require_docker() {
+    let Some(setup) = DockerTest::start("noimage", &["a"]).await else {
         return;
-    }
-    let _serial = support::SERIAL.lock().await;
-    let cleanup = Cleanup::new("noimage");
-    let cluster = Cluster::start(3).await;
-    let client = client(&cluster);
-    let a = AgentProcess::start(&cluster, &cleanup.node("a"), "docker", &[]);
-    wait_nodes_ready(&client, &[&a], Duration::from_secs(60)).await;
+    };
+    let DockerTest {
+        cluster,
+        client,
+        agents,
+        ..
+    } = setup;
+    let [a] = agents_of(agents);
 
     let missing = "gantry/does-not-exist:1";
     let spec = json!({

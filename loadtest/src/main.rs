@@ -19,6 +19,7 @@ mod linearizability;
 mod process;
 mod progress;
 mod report;
+mod rng;
 mod scenarios;
 mod stats;
 mod svg;

@@ -725,20 +725,7 @@ impl AgentProcess {
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log_path.display()));
-        let all: Vec<&str> = text.lines().collect();
-        let start = all.len().saturating_sub(lines);
-        format!(
-            "----- agent {} log tail ({}, last {} of {} lines) -----\n{}\n----- end of agent {} log -----",
-            self.name,
-            self.log_path.display(),
-            all.len() - start,
-            all.len(),
-            all[start..].join("\n"),
-            self.name
-        )
+        super::log_tail(&format!("agent {}", self.name), &self.log_path, lines)
     }
 }
 
@@ -1034,4 +1021,61 @@ impl Snapshot {
             Err(format!("before: {self:?}\nnow:    {now:?}"))
         }
     }
+}
+
+/// What every Docker test starts with: the engine answers (the test is skipped
+/// otherwise, see [`require_docker`]), it is the Docker tests' turn (they share the
+/// engine: one at a time), three managers run, and one Docker agent per role (`"a"`,
+/// `"b"`) is registered and ready.
+pub struct DockerTest {
+    /// One per role, in order; see [`agents_of`].
+    pub agents: Vec<AgentProcess>,
+    /// Node name → node id.
+    pub ids: BTreeMap<String, String>,
+    pub client: Client,
+    pub cluster: Cluster,
+    pub cleanup: Cleanup,
+    /// Held until the test ends (fields drop in order: this one last).
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl DockerTest {
+    /// `None`: no engine, and not in CI: skip the test.
+    pub async fn start(test: &str, roles: &[&str]) -> Option<DockerTest> {
+        if !require_docker() {
+            return None;
+        }
+        let serial = super::SERIAL.lock().await;
+        let cleanup = Cleanup::new(test);
+        let cluster = Cluster::start(3).await;
+        let client = client(&cluster);
+        let agents: Vec<AgentProcess> = roles
+            .iter()
+            .map(|role| AgentProcess::start(&cluster, &cleanup.node(role), "docker", &[]))
+            .collect();
+        let started = Instant::now();
+        let refs: Vec<&AgentProcess> = agents.iter().collect();
+        let ids = wait_nodes_ready(&client, &refs, Duration::from_secs(60)).await;
+        cluster.log(&format!(
+            "{} agent(s) ready in {:?}: {ids:?}",
+            agents.len(),
+            started.elapsed()
+        ));
+        Some(DockerTest {
+            agents,
+            ids,
+            client,
+            cluster,
+            cleanup,
+            _serial: serial,
+        })
+    }
+}
+
+/// The agents of a [`DockerTest`] as an array: `let [a, b] = agents_of(agents);`.
+pub fn agents_of<const N: usize>(agents: Vec<AgentProcess>) -> [AgentProcess; N] {
+    let count = agents.len();
+    agents
+        .try_into()
+        .unwrap_or_else(|_| panic!("{count} agents, not {N}"))
 }

@@ -625,20 +625,7 @@ impl Manager {
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log_path.display()));
-        let all: Vec<&str> = text.lines().collect();
-        let start = all.len().saturating_sub(lines);
-        format!(
-            "----- manager {} log tail ({}, last {} of {} lines) -----\n{}\n----- end of manager {} log -----",
-            self.id,
-            self.log_path.display(),
-            all.len() - start,
-            all.len(),
-            all[start..].join("\n"),
-            self.id
-        )
+        log_tail(&format!("manager {}", self.id), &self.log_path, lines)
     }
 }
 
@@ -1151,5 +1138,21 @@ pub fn diff_ids(expected: &BTreeSet<String>, got: &BTreeSet<String>) -> String {
         got.len(),
         expected.difference(got).count(),
         got.difference(expected).count()
+    )
+}
+
+/// The last `lines` lines of a process' log file, framed for a test's failure message.
+pub fn log_tail(whose: &str, path: &Path, lines: usize) -> String {
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    format!(
+        "----- {whose} log tail ({}, last {} of {} lines) -----\n{}\n----- end of {whose} log -----",
+        path.display(),
+        all.len() - start,
+        all.len(),
+        all[start..].join("\n"),
     )
 }

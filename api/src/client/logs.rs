@@ -4,10 +4,9 @@
 //! that, with `follow`, lasts as long as the task runs. The call hands back the response
 //! with its body unread; read it with `chunk()` as it comes.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{error, error_chain, url, Call, Client, ClientError, Unreachable};
+use super::{error, error_chain, Call, Client, ClientError};
 
 /// The whole-request timeout of a followed log stream (reqwest counts the body too): long,
 /// since it lasts as long as the task runs.
@@ -68,45 +67,16 @@ impl Client {
         call: &Call<'_>,
         timeout: Option<Duration>,
     ) -> Result<reqwest::Response, ClientError> {
-        let inner = &self.inner;
-        let count = inner.managers.len();
-        let start = inner.current.load(Ordering::Relaxed);
-        let mut failures = Vec::new();
-        for attempt in 0..count {
-            let i = (start + attempt) % count;
-            let base = &inner.managers[i];
-            let mut request = inner.http.request(call.method.clone(), url(base, call));
-            if let Some(token) = &inner.token {
-                request = request.bearer_auth(token);
-            }
-            if let Some(timeout) = timeout {
-                request = request.timeout(timeout);
-            }
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(e) if e.is_connect() => {
-                    failures.push(Unreachable::new(base, &e));
-                    continue;
-                }
-                Err(e) => {
-                    return Err(ClientError::Transport(format!(
-                        "{base}: {}",
-                        error_chain(&e)
-                    )))
-                }
-            };
-            inner.current.store(i, Ordering::Relaxed);
-            let status = response.status();
-            if status.is_success() {
-                return Ok(response);
-            }
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| ClientError::Transport(format!("{base}: {}", error_chain(&e))))?;
-            return Err(error::api_error(status.as_u16(), &body));
+        let (base, response) = self.send(call, timeout).await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
         }
-        Err(ClientError::Unreachable(failures))
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(format!("{base}: {}", error_chain(&e))))?;
+        Err(error::api_error(status.as_u16(), &body))
     }
 }
 

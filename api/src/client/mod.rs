@@ -312,6 +312,31 @@ impl Client {
     /// Sends `call` to the current manager, moving on to the next while
     /// connections are refused; maps non-2xx answers to `ClientError::Api`.
     async fn call(&self, call: Call<'_>) -> Result<Answer, ClientError> {
+        let (base, response) = self.send(&call, None).await?;
+        let status = response.status();
+        let index = response
+            .headers()
+            .get(INDEX_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(format!("{base}: {}", error_chain(&e))))?;
+        if !status.is_success() {
+            return Err(error::api_error(status.as_u16(), &body));
+        }
+        Ok(Answer { index, body })
+    }
+
+    /// Sends `call` to the managers in turn, from the one that answered last, moving on
+    /// only while connections are refused. The answer (any status) with the manager
+    /// that gave it.
+    async fn send(
+        &self,
+        call: &Call<'_>,
+        timeout: Option<Duration>,
+    ) -> Result<(&Url, reqwest::Response), ClientError> {
         let inner = &self.inner;
         let count = inner.managers.len();
         let start = inner.current.load(Ordering::Relaxed);
@@ -319,7 +344,7 @@ impl Client {
         for attempt in 0..count {
             let i = (start + attempt) % count;
             let base = &inner.managers[i];
-            let mut request = inner.http.request(call.method.clone(), url(base, &call));
+            let mut request = inner.http.request(call.method.clone(), url(base, call));
             if let Some(token) = &inner.token {
                 request = request.bearer_auth(token);
             }
@@ -328,13 +353,18 @@ impl Client {
                     .header(CONTENT_TYPE, *content_type)
                     .body(body.clone());
             }
-            let response = match request.send().await {
-                Ok(response) => response,
+            if let Some(timeout) = timeout {
+                request = request.timeout(timeout);
+            }
+            match request.send().await {
+                Ok(response) => {
+                    inner.current.store(i, Ordering::Relaxed);
+                    return Ok((base, response));
+                }
                 Err(e) if e.is_connect() => {
                     let failure = Unreachable::new(base, &e);
                     tracing::debug!(manager = %base, reason = %failure.reason, "manager unreachable, trying the next");
                     failures.push(failure);
-                    continue;
                 }
                 Err(e) => {
                     return Err(ClientError::Transport(format!(
@@ -342,23 +372,7 @@ impl Client {
                         error_chain(&e)
                     )))
                 }
-            };
-            inner.current.store(i, Ordering::Relaxed);
-
-            let status = response.status();
-            let index = response
-                .headers()
-                .get(INDEX_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok());
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| ClientError::Transport(format!("{base}: {}", error_chain(&e))))?;
-            if !status.is_success() {
-                return Err(error::api_error(status.as_u16(), &body));
             }
-            return Ok(Answer { index, body });
         }
         Err(ClientError::Unreachable(failures))
     }

@@ -3,26 +3,7 @@
 
 use super::*;
 
-/// splitmix64: a tiny seeded generator, so the tests need no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
-    fn percent(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+use crate::rng::Rng;
 
 #[derive(Copy, Clone, Debug)]
 struct Workload {
@@ -56,7 +37,7 @@ enum Plan {
 /// (unknown-outcome writes: maybe never). Results come from replaying those
 /// instants in order, so the history is linearizable by construction.
 fn simulate(seed: u64, workload: Workload) -> Vec<SimOp> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let clients = workload.clients as usize;
     let mut client_free_at = vec![0u64; clients];
     let mut planned = Vec::with_capacity(workload.operations);
@@ -139,7 +120,7 @@ fn inject_stale_read(ops: &mut [SimOp], seed: u64) -> Option<usize> {
     if candidates.is_empty() {
         return None;
     }
-    let (read, stale) = candidates[Rng(seed ^ 0x5eed).below(candidates.len() as u64) as usize];
+    let (read, stale) = candidates[Rng::new(seed ^ 0x5eed).below(candidates.len() as u64) as usize];
     let Action::Read { observed, .. } = &mut ops[read].operation.action else {
         unreachable!("only reads are candidates");
     };
@@ -345,7 +326,7 @@ fn orders_exist(remaining: &mut Vec<&Operation>, state: Option<u64>) -> bool {
 
 /// A random history of a few operations on one key, linearizable or not.
 fn random_small_history(seed: u64) -> Vec<Operation> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let count = 2 + rng.below(6) as usize;
     let random_value = |rng: &mut Rng| match rng.below(4) {
         0 => None,

@@ -23,7 +23,6 @@ mod consistency;
 mod isolation;
 mod nemesis;
 mod report;
-mod rng;
 mod workload;
 
 use std::collections::BTreeSet;

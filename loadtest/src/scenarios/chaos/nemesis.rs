@@ -25,7 +25,7 @@ use crate::progress::Progress;
 use crate::system::System;
 
 use super::isolation::Isolation;
-use super::rng::Rng;
+use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]

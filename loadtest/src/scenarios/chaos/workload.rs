@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 
 use crate::progress::Counters;
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// The env var of the job's task carrying the write's nonce.
 pub const NONCE_ENV: &str = "LT_NONCE";

@@ -1,12 +1,16 @@
-//! A tiny seeded generator, so that `--seed` replays the same choices (which
-//! faults, which keys, which operations) and the scenario needs no extra
-//! dependency. The timing of a run still varies; the choices do not.
+//! A tiny seeded generator (splitmix64), shared by every scenario and test that must
+//! replay the same choices from a seed (`--seed`): which faults, keys and operations
+//! chaos picks, which job shapes packing places, which histories the linearizability
+//! tests generate. No dependency; the timing of a run still varies, the choices do not.
 
-/// splitmix64.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
 
 impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
     /// A generator for a sub-task (client `n`, the nemesis), independent of
     /// the others but fixed by the seed.
     pub fn fork(seed: u64, stream: u64) -> Rng {
@@ -22,9 +26,15 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    /// Uniform in `0..n` (`n > 0`).
+    /// Uniform in `0..n` (`n > 0`; the modulo bias is below 2^-40 for our `n`).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
+    }
+
+    /// True `percent` times in a hundred.
+    #[cfg(test)]
+    pub fn percent(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
     }
 
     /// Uniform in `lo..=hi` milliseconds.
