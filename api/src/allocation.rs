@@ -107,6 +107,43 @@ pub struct RestartRequest {
 }
 
 impl Allocation {
+    /// A new allocation of `job_id` at `job_version` for `slot` on `node_id`, as a plan
+    /// places it: meant to run, pending, nothing reported yet, no ports. The state
+    /// machine sets the times and indexes when it applies the plan.
+    pub fn new(
+        id: impl Into<String>,
+        job_id: impl Into<String>,
+        job_version: u64,
+        slot: u32,
+        node_id: impl Into<String>,
+        resources: Resources,
+    ) -> Allocation {
+        Allocation {
+            id: id.into(),
+            job_id: job_id.into(),
+            job_version,
+            slot,
+            node_id: node_id.into(),
+            resources,
+            ports: Vec::new(),
+            desired: DesiredState::Run,
+            client_state: ClientState::Pending,
+            health: Health::Unknown,
+            restart_count: 0,
+            restart_requests: 0,
+            restart_task: None,
+            deployment_id: None,
+            canary: false,
+            healthy_since_ms: None,
+            message: String::new(),
+            placement_reason: String::new(),
+            created_at_ms: 0,
+            modified_at_ms: 0,
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
     /// Does it still hold its node's resources and ports?
     pub fn reserves_resources(&self) -> bool {
         self.desired == DesiredState::Run && !self.client_state.is_terminal()

@@ -78,16 +78,23 @@ mod tests {
 
     #[test]
     fn a_task_learns_who_and_where_it_is() {
-        let allocation: Allocation = serde_json::from_str(
-            r#"{"id":"web-0-1a2b","job_id":"web","job_version":2,"slot":0,"node_id":"node-1",
-            "resources":{"cpu_millis":100,"memory_mb":32},
-            "ports":[{"task":"main","name":"http-alt","host_port":20001,"container_port":8080},
-                     {"task":"side","name":"metrics","host_port":20002,"container_port":9100}],
-            "desired":"run","client_state":"pending","health":"unknown","restart_count":0,
-            "message":"","placement_reason":"","created_at_ms":0,"modified_at_ms":0,
-            "create_index":1,"modify_index":1}"#,
-        )
-        .unwrap();
+        let resources = gantry_api::Resources {
+            cpu_millis: 100,
+            memory_mb: 32,
+        };
+        let port = |task: &str, name: &str, host_port| gantry_api::PortAssignment {
+            task: task.into(),
+            name: name.into(),
+            host_port,
+            container_port: 8080,
+        };
+        let allocation = Allocation {
+            ports: vec![
+                port("main", "http-alt", 20001),
+                port("side", "metrics", 20002),
+            ],
+            ..Allocation::new("web-0-1a2b", "web", 2, 0, "node-1", resources)
+        };
         let task: TaskSpec = serde_json::from_str(
             r#"{"name":"main","image":"busybox","resources":{"cpu_millis":100,"memory_mb":32}}"#,
         )

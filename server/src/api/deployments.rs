@@ -1,7 +1,7 @@
 //! The deployment routes: `GET /v1/deployments[?job=]` (newest first),
-//! `GET /v1/deployments/{id}`, and an operator's `POST /v1/deployments/{id}/promote`,
-//! `/fail`, `/pause` and `/resume` (replicated commands; `state::deployments` has the
-//! rules). Reads are like every other read: linearizable by default, `?stale=true`,
+//! `GET /v1/deployments/{id}`, and an operator's `POST /v1/deployments/{id}/{action}`
+//! with `promote`, `fail`, `pause` or `resume` (replicated commands;
+//! `state::deployments` has the rules). Reads are like every other read: linearizable by default, `?stale=true`,
 //! `?index=N&wait=D`.
 
 use super::consistency::{prepare_read, ReadParams};
@@ -84,92 +84,31 @@ pub async fn get(
         .ok_or_else(|| ApiError::not_found(format!("no deployment with id `{id}`")))
 }
 
-/// Lets a deployment waiting on its canaries replace the rest.
+/// An operator's hand on a running or paused deployment: `promote` lets one waiting on
+/// its canaries replace the rest, `pause` replaces nothing more until `resume`, and
+/// `fail` ends it (reverting, with `auto_revert`).
 #[utoipa::path(
     post,
-    path = "/v1/deployments/{id}/promote",
-    operation_id = "promote_deployment",
+    path = "/v1/deployments/{id}/{action}",
+    operation_id = "act_on_deployment",
     tag = "deployments",
-    params(("id" = String, Path, description = "The deployment's id"),),
+    params(
+        ("id" = String, Path, description = "The deployment's id"),
+        ("action" = DeploymentAction, Path, description = "promote, fail, pause or resume"),
+    ),
     responses(
         (status = 200, description = "The deployment after the change", body = gantry_api::DeploymentChanged),
         (status = 404, description = "No such deployment", body = gantry_api::ErrorBody),
-        (status = 409, description = "The deployment is finished, has no canaries, or is promoted already", body = gantry_api::ErrorBody),
+        (status = 409, description = "The deployment is finished, or (promote) has no canaries or is promoted already", body = gantry_api::ErrorBody),
         (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
         (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
-pub async fn promote(
+pub async fn act_on(
     State(manager): State<Arc<Manager>>,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, DeploymentAction)>,
 ) -> Result<Json<DeploymentChanged>, ApiError> {
-    act(&manager, id, DeploymentAction::Promote).await
-}
-
-/// Fails a running or paused deployment (and reverts, with `auto_revert`).
-#[utoipa::path(
-    post,
-    path = "/v1/deployments/{id}/fail",
-    operation_id = "fail_deployment",
-    tag = "deployments",
-    params(("id" = String, Path, description = "The deployment's id"),),
-    responses(
-        (status = 200, description = "The deployment after the change", body = gantry_api::DeploymentChanged),
-        (status = 404, description = "No such deployment", body = gantry_api::ErrorBody),
-        (status = 409, description = "The deployment is finished", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
-    )
-)]
-pub async fn fail(
-    State(manager): State<Arc<Manager>>,
-    Path(id): Path<String>,
-) -> Result<Json<DeploymentChanged>, ApiError> {
-    act(&manager, id, DeploymentAction::Fail).await
-}
-
-/// Replaces nothing more until the deployment is resumed.
-#[utoipa::path(
-    post,
-    path = "/v1/deployments/{id}/pause",
-    operation_id = "pause_deployment",
-    tag = "deployments",
-    params(("id" = String, Path, description = "The deployment's id"),),
-    responses(
-        (status = 200, description = "The deployment after the change", body = gantry_api::DeploymentChanged),
-        (status = 404, description = "No such deployment", body = gantry_api::ErrorBody),
-        (status = 409, description = "The deployment is finished", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
-    )
-)]
-pub async fn pause(
-    State(manager): State<Arc<Manager>>,
-    Path(id): Path<String>,
-) -> Result<Json<DeploymentChanged>, ApiError> {
-    act(&manager, id, DeploymentAction::Pause).await
-}
-
-/// Lets a paused deployment go on.
-#[utoipa::path(
-    post,
-    path = "/v1/deployments/{id}/resume",
-    operation_id = "resume_deployment",
-    tag = "deployments",
-    params(("id" = String, Path, description = "The deployment's id"),),
-    responses(
-        (status = 200, description = "The deployment after the change", body = gantry_api::DeploymentChanged),
-        (status = 404, description = "No such deployment", body = gantry_api::ErrorBody),
-        (status = 409, description = "The deployment is finished", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
-    )
-)]
-pub async fn resume(
-    State(manager): State<Arc<Manager>>,
-    Path(id): Path<String>,
-) -> Result<Json<DeploymentChanged>, ApiError> {
-    act(&manager, id, DeploymentAction::Resume).await
+    act(&manager, id, action).await
 }
 
 async fn act(

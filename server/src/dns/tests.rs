@@ -9,14 +9,8 @@
 //! are endpoints of `web-http`.
 
 use super::DnsServer;
-use crate::state::command::{decode_outcomes, encode_batch, AllocationUpdate, Command};
-use crate::state::plan::{Plan, PlannedAllocation};
-use crate::state::{ClusterState, Outcome};
-use gantry_api::job::parse_job_spec;
-use gantry_api::{
-    Allocation, ClientState, Health, NodeRegistration, NodeStatus, PortAssignment, Resources,
-};
-use gantry_raft_store::{Application, Writes};
+use crate::services::test_cluster::TestCluster;
+use gantry_api::{ClientState, Health, NodeStatus};
 use hickory_net::client::{Client, ClientHandle};
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::tcp::TcpClientStream;
@@ -26,100 +20,6 @@ use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::Arc;
-
-struct Cluster {
-    state: Arc<ClusterState>,
-    index: u64,
-}
-
-impl Cluster {
-    fn apply(&mut self, command: Command) -> Outcome {
-        self.index += 1;
-        let mut writes = Writes::default();
-        let out = self
-            .state
-            .apply(self.index, &encode_batch(&[command]), &mut writes);
-        decode_outcomes(&out).unwrap().remove(0)
-    }
-
-    fn node(&mut self, name: &str, address: &str, status: NodeStatus) {
-        self.apply(Command::RegisterNode {
-            registration: NodeRegistration {
-                name: name.into(),
-                address: address.into(),
-                // Room for every allocation the tests place.
-                resources: Resources {
-                    cpu_millis: 64_000,
-                    memory_mb: 65_536,
-                },
-                port_range: Default::default(),
-                labels: Default::default(),
-                drivers: vec!["docker".into()],
-                agent_addr: None,
-            },
-            now_ms: 1,
-        });
-        self.apply(Command::SetNodeStatus {
-            node_id: name.into(),
-            status,
-            now_ms: 1,
-        });
-    }
-
-    fn job(&mut self, json: &str) {
-        let spec = parse_job_spec(json.as_bytes(), None).unwrap();
-        spec.validate().unwrap();
-        self.apply(Command::RegisterJob {
-            spec,
-            submitted_at_ms: 1,
-        });
-    }
-
-    /// Places allocation `id` of `web` on `node` with host port `port` for `http`, and
-    /// reports it running with `health`.
-    fn run(&mut self, id: &str, node: &str, port: u16, health: Health) {
-        let mut allocation: Allocation = serde_json::from_str(&format!(
-            r#"{{"id":"{id}","job_id":"web","job_version":1,"slot":{slot},"node_id":"{node}",
-            "resources":{{"cpu_millis":100,"memory_mb":32}},"ports":[],"desired":"run",
-            "client_state":"pending","health":"unknown","restart_count":0,"message":"",
-            "placement_reason":"test","created_at_ms":0,"modified_at_ms":0,
-            "create_index":0,"modify_index":0}}"#,
-            slot = self.index
-        ))
-        .unwrap();
-        allocation.ports = vec![PortAssignment {
-            task: "main".into(),
-            name: "http".into(),
-            host_port: port,
-            container_port: 80,
-        }];
-        let outcome = self.apply(Command::ApplyPlan {
-            plan: Plan {
-                placements: vec![PlannedAllocation {
-                    allocation,
-                    replaces: None,
-                }],
-                ..Default::default()
-            },
-            now_ms: 1,
-        });
-        assert!(
-            matches!(&outcome, Outcome::PlanApplied { result } if result.rejected.is_empty()),
-            "{id}: {outcome:?}"
-        );
-        self.apply(Command::UpdateAllocations {
-            updates: vec![AllocationUpdate {
-                id: id.into(),
-                client_state: ClientState::Running,
-                health,
-                restart_count: 0,
-                message: String::new(),
-            }],
-            now_ms: 2,
-        });
-    }
-}
 
 fn job(id: &str) -> String {
     format!(
@@ -130,22 +30,26 @@ fn job(id: &str) -> String {
     )
 }
 
-fn cluster() -> Arc<ClusterState> {
-    let mut c = Cluster {
-        state: Arc::new(ClusterState::new()),
-        index: 0,
-    };
+/// Places allocation `id` of `web` on `node` with host port `port` for `http`, and
+/// reports it running with `health`.
+fn run(c: &mut TestCluster, id: &str, node: &str, port: u16, health: Health) {
+    c.place(id, "web", node, &[("main", "http", port)]);
+    c.report(id, ClientState::Running, health);
+}
+
+fn cluster() -> TestCluster {
+    let mut c = TestCluster::new();
     c.node("n1", "10.0.0.1", NodeStatus::Ready);
     c.node("n2", "10.0.0.2", NodeStatus::Ready);
     c.node("n3", "10.0.0.3", NodeStatus::Ready);
     c.job(&job("web"));
     c.job(&job("idle"));
-    c.run("web-a", "n1", 20001, Health::Healthy);
-    c.run("web-b", "n2", 20002, Health::Healthy);
-    c.run("web-c", "n1", 20003, Health::Unhealthy);
-    c.run("web-d", "n3", 20004, Health::Healthy);
+    run(&mut c, "web-a", "n1", 20001, Health::Healthy);
+    run(&mut c, "web-b", "n2", 20002, Health::Healthy);
+    run(&mut c, "web-c", "n1", 20003, Health::Unhealthy);
+    run(&mut c, "web-d", "n3", 20004, Health::Healthy);
     c.node("n3", "10.0.0.3", NodeStatus::Down);
-    c.state
+    c
 }
 
 async fn udp_client(addr: SocketAddr) -> Client<TokioRuntimeProvider> {
@@ -189,7 +93,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn a_real_client_gets_exactly_the_healthy_endpoints() {
-    let server = DnsServer::start("127.0.0.1:0".parse().unwrap(), cluster())
+    let server = DnsServer::start("127.0.0.1:0".parse().unwrap(), cluster().state)
         .await
         .unwrap();
     let mut client = udp_client(server.local_addr()).await;
@@ -261,8 +165,8 @@ async fn a_real_client_gets_exactly_the_healthy_endpoints() {
 
 #[tokio::test]
 async fn answers_follow_the_replica() {
-    let state = cluster();
-    let server = DnsServer::start("127.0.0.1:0".parse().unwrap(), state.clone())
+    let mut c = cluster();
+    let server = DnsServer::start("127.0.0.1:0".parse().unwrap(), c.state.clone())
         .await
         .unwrap();
     let mut client = udp_client(server.local_addr()).await;
@@ -270,8 +174,7 @@ async fn answers_follow_the_replica() {
     assert_eq!(answers(&before), set(&["10.0.0.1", "10.0.0.2"]));
 
     // n2 goes down: its endpoint leaves the next answer (TTL 0: nothing to wait out).
-    let mut c = Cluster { state, index: 1000 };
-    c.node("n2", "10.0.0.2", NodeStatus::Down);
+    c.node_status("n2", NodeStatus::Down);
     let after = ask(&mut client, "web-http.service.gantry.", RecordType::A).await;
     assert_eq!(answers(&after), set(&["10.0.0.1"]));
     server.stop().await;
@@ -279,12 +182,17 @@ async fn answers_follow_the_replica() {
 
 #[tokio::test]
 async fn a_long_answer_is_truncated_over_udp_and_whole_over_tcp() {
-    let state = cluster();
+    let mut c = cluster();
     // 100 more healthy endpoints of web-http on n1 and n2: some 5 KB of SRV records.
-    let mut c = Cluster { state, index: 1000 };
     for i in 0..100u16 {
         let node = if i % 2 == 0 { "n1" } else { "n2" };
-        c.run(&format!("web-x{i}"), node, 21000 + i, Health::Healthy);
+        run(
+            &mut c,
+            &format!("web-x{i}"),
+            node,
+            21000 + i,
+            Health::Healthy,
+        );
     }
     let server = DnsServer::start("127.0.0.1:0".parse().unwrap(), c.state.clone())
         .await
@@ -306,11 +214,11 @@ async fn a_long_answer_is_truncated_over_udp_and_whole_over_tcp() {
 
 #[tokio::test]
 async fn a_taken_address_is_a_startup_error_naming_it() {
-    let first = DnsServer::start("127.0.0.1:0".parse().unwrap(), cluster())
+    let first = DnsServer::start("127.0.0.1:0".parse().unwrap(), cluster().state)
         .await
         .unwrap();
     let taken = first.local_addr();
-    let error = match DnsServer::start(taken, cluster()).await {
+    let error = match DnsServer::start(taken, cluster().state).await {
         Ok(_) => panic!("bound {taken} twice"),
         Err(error) => format!("{error:#}"),
     };

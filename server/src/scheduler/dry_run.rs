@@ -4,14 +4,14 @@
 use gantry_api::scheduling::{
     JobPlan, PlacementExplanation, PlannedSlot, PlannedStop, UnplacedSlot,
 };
-use gantry_api::{Allocation, Deployment, DeploymentStatus, JobSpec, JobType};
+use gantry_api::{Allocation, JobSpec, JobType};
 
 use super::placement::Algorithm;
 use super::placement::Explanation;
 use super::reconcile::{reconcile, JobInput};
 use super::rollout;
 use super::view;
-use crate::state::State;
+use crate::state::{deployments, State};
 
 /// What registering `spec` now would place, stop, and fail to place.
 pub fn plan(state: &State, spec: &JobSpec, now_ms: u64, algorithm: Algorithm) -> JobPlan {
@@ -27,7 +27,7 @@ pub fn plan(state: &State, spec: &JobSpec, now_ms: u64, algorithm: Algorithm) ->
     // A version that changes the tasks would start a deployment: show its first step.
     let deployment = match state.jobs.current.get(&spec.id) {
         Some(job) if job.spec.tasks != spec.tasks && spec.kind == JobType::Service => {
-            Some(hypothetical_deployment(spec, version, now_ms))
+            Some(deployments::fresh(spec, version, 0, now_ms))
         }
         _ => state.deployments.active(&spec.id).cloned(),
     };
@@ -68,28 +68,6 @@ pub fn plan(state: &State, spec: &JobSpec, now_ms: u64, algorithm: Algorithm) ->
             })
             .collect(),
         unplaced: out.unplaced.into_iter().map(to_wire).collect(),
-    }
-}
-
-/// The deployment registering `spec` would start.
-fn hypothetical_deployment(spec: &JobSpec, version: u64, now_ms: u64) -> Deployment {
-    Deployment {
-        id: format!("{}-v{version}", spec.id),
-        job_id: spec.id.clone(),
-        job_version: version,
-        strategy: spec.update.unwrap_or_default(),
-        status: DeploymentStatus::Running,
-        description: String::new(),
-        desired_total: spec.replicas,
-        placed: 0,
-        healthy: 0,
-        unhealthy: 0,
-        promoted: false,
-        reverted_to: None,
-        created_at_ms: now_ms,
-        modified_at_ms: now_ms,
-        create_index: 0,
-        modify_index: 0,
     }
 }
 

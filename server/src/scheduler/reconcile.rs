@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gantry_api::{
     Allocation, ClientState, Constraint, ConstraintOperator, Deployment, DeploymentStatus,
-    DesiredState, Health, JobSpec, JobType, Node, PortAssignment, UpdateOrder, UpdateStrategy,
+    DesiredState, JobSpec, JobType, Node, PortAssignment, UpdateOrder, UpdateStrategy,
 };
 use rand::RngCore;
 use serde::Serialize;
@@ -647,28 +647,19 @@ impl<R: RngCore> Run<'_, R> {
 
     fn push(&mut self, ask: &Ask, id: String, slot: u32, p: Placement, replaces: Option<String>) {
         let allocation = Allocation {
-            id,
-            job_id: self.spec.id.clone(),
-            job_version: self.version,
-            slot,
-            node_id: p.node_id,
-            resources: ask.resources,
             ports: assign_ports(self.spec, &p.host_ports),
-            desired: DesiredState::Run,
-            client_state: ClientState::Pending,
-            health: Health::Unknown,
-            restart_count: 0,
-            restart_requests: 0,
-            restart_task: None,
             deployment_id: self.deployment.map(|d| d.id.clone()),
-            canary: false,
-            healthy_since_ms: None,
-            message: String::new(),
             placement_reason: p.reason,
             created_at_ms: self.now_ms,
             modified_at_ms: self.now_ms,
-            create_index: 0,
-            modify_index: 0,
+            ..Allocation::new(
+                id,
+                &self.spec.id,
+                self.version,
+                slot,
+                p.node_id,
+                ask.resources,
+            )
         };
         self.out.placements.push(PlannedAllocation {
             allocation,

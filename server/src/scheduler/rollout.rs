@@ -188,7 +188,7 @@ pub fn progress(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gantry_api::{DesiredState, GDuration, Health, Resources};
+    use gantry_api::{GDuration, Health, Resources};
 
     fn strategy() -> UpdateStrategy {
         UpdateStrategy {
@@ -199,32 +199,18 @@ mod tests {
     }
 
     fn alloc(id: &str, healthy_since: Option<u64>, created: u64) -> Allocation {
+        let resources = Resources {
+            cpu_millis: 1,
+            memory_mb: 1,
+        };
         Allocation {
-            id: id.into(),
-            job_id: "web".into(),
-            job_version: 2,
-            slot: 0,
-            node_id: "n1".into(),
-            resources: Resources {
-                cpu_millis: 1,
-                memory_mb: 1,
-            },
-            ports: vec![],
-            desired: DesiredState::Run,
             client_state: ClientState::Running,
             health: Health::Healthy,
-            restart_count: 0,
-            restart_requests: 0,
-            restart_task: None,
             deployment_id: Some("web-v2-9".into()),
-            canary: false,
             healthy_since_ms: healthy_since,
-            message: String::new(),
-            placement_reason: String::new(),
             created_at_ms: created,
             modified_at_ms: created,
-            create_index: 1,
-            modify_index: 1,
+            ..Allocation::new(id, "web", 2, 0, "n1", resources)
         }
     }
 

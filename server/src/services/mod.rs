@@ -173,135 +173,50 @@ fn find_port<'a>(spec: &'a JobSpec, task: &str, name: &str) -> Option<&'a PortSp
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::command::{decode_outcomes, encode_batch, AllocationUpdate, Command};
-    use crate::state::plan::{Plan, PlannedAllocation};
-    use crate::state::{ClusterState, Outcome};
-    use gantry_api::job::parse_job_spec;
-    use gantry_api::{NodeRegistration, PortAssignment, Resources};
-    use gantry_raft_store::{Application, Writes};
+pub(crate) mod test_cluster;
 
-    struct Cluster {
-        state: ClusterState,
-        index: u64,
-    }
+#[cfg(test)]
+mod tests {
+    use super::test_cluster::TestCluster;
+    use super::*;
+    use crate::state::Command;
+
+    /// The services' test cluster, read through this module.
+    struct Cluster(TestCluster);
 
     impl Cluster {
         fn new(nodes: &[(&str, &str)]) -> Cluster {
-            let mut cluster = Cluster {
-                state: ClusterState::new(),
-                index: 0,
-            };
+            let mut cluster = TestCluster::new();
             for (name, address) in nodes {
-                cluster.apply(Command::RegisterNode {
-                    registration: NodeRegistration {
-                        name: name.to_string(),
-                        address: address.to_string(),
-                        resources: Resources {
-                            cpu_millis: 4000,
-                            memory_mb: 4096,
-                        },
-                        port_range: Default::default(),
-                        labels: Default::default(),
-                        drivers: vec!["docker".into()],
-                        agent_addr: Some("127.0.0.1:4647".into()),
-                    },
-                    now_ms: 1,
-                });
-                cluster.node_status(name, NodeStatus::Ready);
+                cluster.node(name, address, NodeStatus::Ready);
             }
-            cluster
-        }
-
-        fn apply(&mut self, command: Command) -> Outcome {
-            self.index += 1;
-            let mut writes = Writes::default();
-            let out = self
-                .state
-                .apply(self.index, &encode_batch(&[command]), &mut writes);
-            decode_outcomes(&out).unwrap().remove(0)
-        }
-
-        fn node_status(&mut self, node: &str, status: NodeStatus) {
-            self.apply(Command::SetNodeStatus {
-                node_id: node.into(),
-                status,
-                now_ms: 1,
-            });
-        }
-
-        fn job(&mut self, json: &str) {
-            let spec = parse_job_spec(json.as_bytes(), None).unwrap();
-            spec.validate().unwrap();
-            self.apply(Command::RegisterJob {
-                spec,
-                submitted_at_ms: 1,
-            });
-        }
-
-        /// Places allocation `id` of `job` (version 1) on `node` with these host ports
-        /// (task, port name, host port), and reports it running with `health`.
-        fn place(&mut self, id: &str, job: &str, node: &str, ports: &[(&str, &str, u16)]) {
-            let mut allocation: Allocation = serde_json::from_str(&format!(
-                r#"{{"id":"{id}","job_id":"{job}","job_version":1,"slot":0,"node_id":"{node}",
-                "resources":{{"cpu_millis":100,"memory_mb":32}},"ports":[],"desired":"run",
-                "client_state":"pending","health":"unknown","restart_count":0,"message":"",
-                "placement_reason":"test","created_at_ms":0,"modified_at_ms":0,
-                "create_index":0,"modify_index":0}}"#
-            ))
-            .unwrap();
-            allocation.slot = self.index as u32;
-            allocation.ports = ports
-                .iter()
-                .map(|(task, name, host_port)| PortAssignment {
-                    task: task.to_string(),
-                    name: name.to_string(),
-                    host_port: *host_port,
-                    container_port: 80,
-                })
-                .collect();
-            let outcome = self.apply(Command::ApplyPlan {
-                plan: Plan {
-                    stops: vec![],
-                    placements: vec![PlannedAllocation {
-                        allocation,
-                        replaces: None,
-                    }],
-                    ..Default::default()
-                },
-                now_ms: 1,
-            });
-            assert!(
-                matches!(&outcome, Outcome::PlanApplied { result } if result.rejected.is_empty()),
-                "{outcome:?}"
-            );
-        }
-
-        fn report(&mut self, id: &str, client_state: ClientState, health: Health) {
-            self.apply(Command::UpdateAllocations {
-                updates: vec![AllocationUpdate {
-                    id: id.into(),
-                    client_state,
-                    health,
-                    restart_count: 0,
-                    message: String::new(),
-                }],
-                now_ms: 2,
-            });
+            Cluster(cluster)
         }
 
         fn summaries(&self) -> Vec<ServiceSummary> {
-            summaries(&self.state.read())
+            summaries(&self.0.state.read())
         }
 
         fn service(&self, name: &str) -> Option<Vec<(String, String, u16)>> {
-            service(&self.state.read(), name).map(|endpoints| {
+            service(&self.0.state.read(), name).map(|endpoints| {
                 endpoints
                     .into_iter()
                     .map(|e| (e.alloc_id, e.address, e.port))
                     .collect()
             })
+        }
+    }
+
+    impl std::ops::Deref for Cluster {
+        type Target = TestCluster;
+        fn deref(&self) -> &TestCluster {
+            &self.0
+        }
+    }
+
+    impl std::ops::DerefMut for Cluster {
+        fn deref_mut(&mut self) -> &mut TestCluster {
+            &mut self.0
         }
     }
 

@@ -40,8 +40,8 @@ pub struct DeploymentUpdate {
     pub promoted: bool,
 }
 
-/// What an operator asks of a deployment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What an operator asks of a deployment (`POST /v1/deployments/{id}/{action}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeploymentAction {
     Promote,
@@ -108,7 +108,6 @@ impl Deployments {
         writes: &mut Writes,
     ) -> String {
         let job_id = spec.id.as_str();
-        let strategy = spec.update.unwrap_or_default();
         self.cancel(
             index,
             job_id,
@@ -116,33 +115,9 @@ impl Deployments {
             now_ms,
             writes,
         );
-        let id = format!("{job_id}-v{version}-{index}");
-        let description = if strategy.canary > 0 {
-            format!("placing {} canaries", strategy.canary)
-        } else {
-            "placing instances of the new version".to_string()
-        };
-        self.store(
-            Deployment {
-                id: id.clone(),
-                job_id: job_id.to_string(),
-                job_version: version,
-                strategy,
-                status: DeploymentStatus::Running,
-                description,
-                desired_total: spec.replicas,
-                placed: 0,
-                healthy: 0,
-                unhealthy: 0,
-                promoted: false,
-                reverted_to: None,
-                created_at_ms: now_ms,
-                modified_at_ms: now_ms,
-                create_index: index,
-                modify_index: index,
-            },
-            writes,
-        );
+        let deployment = fresh(spec, version, index, now_ms);
+        let id = deployment.id.clone();
+        self.store(deployment, writes);
         self.prune(job_id, writes);
         id
     }
@@ -322,6 +297,35 @@ impl Deployments {
             self.by_id.remove(&oldest.1);
             writes.delete(key(&oldest.1));
         }
+    }
+}
+
+/// The record of a deployment of `spec` as `version` starting at `index`:
+/// `<job>-v<version>-<index>`, running, nothing placed yet.
+pub fn fresh(spec: &JobSpec, version: u64, index: u64, now_ms: u64) -> Deployment {
+    let strategy = spec.update.unwrap_or_default();
+    let description = if strategy.canary > 0 {
+        format!("placing {} canaries", strategy.canary)
+    } else {
+        "placing instances of the new version".to_string()
+    };
+    Deployment {
+        id: format!("{}-v{version}-{index}", spec.id),
+        job_id: spec.id.clone(),
+        job_version: version,
+        strategy,
+        status: DeploymentStatus::Running,
+        description,
+        desired_total: spec.replicas,
+        placed: 0,
+        healthy: 0,
+        unhealthy: 0,
+        promoted: false,
+        reverted_to: None,
+        created_at_ms: now_ms,
+        modified_at_ms: now_ms,
+        create_index: index,
+        modify_index: index,
     }
 }
 

@@ -66,7 +66,7 @@ impl Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gantry_api::{ClientState, DesiredState, Eligibility, Health, NodeStatus, PortAssignment};
+    use gantry_api::{ClientState, Eligibility, Health, NodeStatus, PortAssignment};
 
     fn node(status: NodeStatus, eligibility: Eligibility, drain: bool) -> Node {
         Node {
@@ -114,36 +114,27 @@ mod tests {
     #[test]
     fn an_allocation_reserves_its_resources_and_host_ports() {
         let alloc = Allocation {
-            id: "a1".into(),
-            job_id: "web".into(),
-            job_version: 1,
-            slot: 0,
-            node_id: "n1".into(),
-            resources: Resources {
-                cpu_millis: 250,
-                memory_mb: 64,
-            },
             ports: vec![PortAssignment {
                 task: "main".into(),
                 name: "http".into(),
                 host_port: 20_001,
                 container_port: 8080,
             }],
-            desired: DesiredState::Run,
             client_state: ClientState::Running,
             health: Health::Healthy,
-            restart_count: 0,
-            restart_requests: 0,
-            restart_task: None,
-            deployment_id: None,
-            canary: false,
-            healthy_since_ms: None,
-            message: String::new(),
-            placement_reason: String::new(),
-            created_at_ms: 0,
-            modified_at_ms: 0,
             create_index: 1,
             modify_index: 1,
+            ..Allocation::new(
+                "a1",
+                "web",
+                1,
+                0,
+                "n1",
+                Resources {
+                    cpu_millis: 250,
+                    memory_mb: 64,
+                },
+            )
         };
         let r = Reservation::of_allocation(&alloc, 70);
         assert_eq!(r.alloc_id, "a1");
