@@ -76,15 +76,17 @@ fn live(allocations: &Value) -> Vec<Value> {
         .as_array()
         .expect("an array")
         .iter()
-        .filter(|a| {
-            a["desired"] == "run"
-                && !matches!(
-                    a["client_state"].as_str(),
-                    Some("failed" | "complete" | "lost")
-                )
-        })
+        .filter(|a| a["desired"] == "run" && !ended(a))
         .cloned()
         .collect()
+}
+
+/// An allocation (of `alloc list --json`) whose task ended: complete, failed or lost.
+fn ended(a: &Value) -> bool {
+    matches!(
+        a["client_state"].as_str(),
+        Some("complete" | "failed" | "lost")
+    )
 }
 
 /// Waits until job `id` has exactly `n` live allocations, all running.
@@ -122,6 +124,16 @@ fn has_relative_time(text: &str) -> bool {
                 && w[0][..w[0].len() - 1].chars().all(|c| c.is_ascii_digit())
                 && matches!(w[0].chars().last(), Some('s' | 'm' | 'h' | 'd'))
         })
+}
+
+/// The element of the JSON array `list` whose `field` is `value`.
+fn element(list: &Value, field: &str, value: impl Into<Value>) -> Option<Value> {
+    let value = value.into();
+    list.as_array()
+        .expect("an array")
+        .iter()
+        .find(|v| v[field] == value)
+        .cloned()
 }
 
 fn ids(list: &Value, field: &str) -> Vec<String> {
@@ -351,11 +363,7 @@ async fn jobs_nodes_allocations_and_services() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|a| a["desired"] == "stop"
-                || matches!(
-                    a["client_state"].as_str(),
-                    Some("complete" | "failed" | "lost")
-                )),
+            .all(|a| a["desired"] == "stop" || ended(a)),
         "the node still holds live allocations: {drained}"
     );
     let moved = wait_job_running(&cli, "web", 3).await;
@@ -493,12 +501,7 @@ async fn raft_peers_snapshots_events_and_a_lost_quorum() {
     let added = cli
         .json(&["operator", "raft", "add-peer", "4", &spare.addr])
         .await;
-    let four = added["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["id"] == 4)
-        .cloned()
+    let four = element(&added["members"], "id", 4)
         .unwrap_or_else(|| panic!("manager 4 is not a member: {added}"));
     assert_eq!(four["addr"], spare.addr.as_str());
     let removed = cli.json(&["operator", "raft", "remove-peer", "4"]).await;
@@ -784,20 +787,62 @@ fn write_spec(dir: &Path) -> String {
 
 // ---------------------------------------------------------------------------
 
+/// What the scenarios with a real agent run on: in their turn, three managers, one
+/// `gantry agent --driver process` (node `cli-<name>-<pid>`), the CLI pointed at the
+/// managers, and a directory for spec files. Fields drop in order: the agent before the
+/// managers, the turn last.
+struct WithAgent {
+    cli: GantryCli,
+    agent: AgentProcess,
+    cluster: Cluster,
+    dir: tempfile::TempDir,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl WithAgent {
+    async fn start(name: &str) -> WithAgent {
+        let serial = support::SERIAL.lock().await;
+        let cluster = Cluster::start(3).await;
+        let node = format!("cli-{name}-{}", std::process::id());
+        WithAgent {
+            cli: GantryCli::new(&cluster),
+            agent: AgentProcess::start(&cluster, &node, "process", &[]),
+            cluster,
+            dir: tempfile::tempdir().unwrap(),
+            _serial: serial,
+        }
+    }
+
+    /// Writes spec file `name`; returns its path.
+    fn write(&self, name: &str, text: &str) -> String {
+        write(self.dir.path(), name, text)
+    }
+
+    /// Stops job `job` and waits until every one of its tasks ended, before the agent
+    /// stops (so that no task outlives the test); then stops the agent and checks that
+    /// the managers still run.
+    async fn finish(self, job: &str) {
+        let cli = &self.cli;
+        cli.json(&["job", "stop", job]).await;
+        wait_until(&format!("the tasks of {job} stopped"), SETTLE, || async {
+            let run = cli.run(&["alloc", "list", "--job", job, "--json"]).await;
+            if run.code == Some(0) && run.json().as_array().unwrap().iter().all(ended) {
+                Ok(())
+            } else {
+                Err(run.describe())
+            }
+        })
+        .await;
+        self.agent.stop();
+        self.cluster.assert_alive();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_and_restart_with_a_real_agent() {
-    let _serial = support::SERIAL.lock().await;
-    let cluster = Cluster::start(3).await;
-    let agent = AgentProcess::start(
-        &cluster,
-        &format!("cli-logs-{}", std::process::id()),
-        "process",
-        &[],
-    );
-    let cli = GantryCli::new(&cluster);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = write(
-        dir.path(),
+    let t = WithAgent::start("logs").await;
+    let cli = &t.cli;
+    let spec = t.write(
         "talker.json",
         r#"{"id": "talker", "replicas": 1, "tasks": [{"name": "main",
             "image": "gantry/busybox:latest", "driver": "process",
@@ -806,7 +851,7 @@ async fn logs_and_restart_with_a_real_agent() {
     );
     let job = cli.json(&["job", "run", &spec, "--deadline", "90s"]).await;
     assert_eq!(job["status"], "running", "{job}");
-    let alloc = wait_job_running(&cli, "talker", 1).await[0]["id"]
+    let alloc = wait_job_running(cli, "talker", 1).await[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -875,33 +920,14 @@ async fn logs_and_restart_with_a_real_agent() {
         .line_where(SETTLE, |l| l.contains("hello-from-gantry"))
         .await;
     drop(follow);
-    let after = wait_job_running(&cli, "talker", 1).await;
+    let after = wait_job_running(cli, "talker", 1).await;
     assert_eq!(
         after[0]["id"],
         alloc.as_str(),
         "restarted in place, not replaced"
     );
 
-    // Stop the job before the agent so no task outlives the test.
-    cli.json(&["job", "stop", "talker"]).await;
-    wait_until("the task stopped", SETTLE, || async {
-        let run = cli
-            .run(&["alloc", "list", "--job", "talker", "--json"])
-            .await;
-        let stopped = |a: &Value| {
-            matches!(
-                a["client_state"].as_str(),
-                Some("complete" | "failed" | "lost")
-            )
-        };
-        if run.code == Some(0) && run.json().as_array().unwrap().iter().all(stopped) {
-            Ok(())
-        } else {
-            Err(run.describe())
-        }
-    })
-    .await;
-    agent.stop();
+    t.finish("talker").await;
 }
 
 // ---------------------------------------------------------------------------
@@ -958,25 +984,13 @@ async fn wait_deployment(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_canaries_promotion_pause_and_revert() {
-    let _serial = support::SERIAL.lock().await;
-    let cluster = Cluster::start(3).await;
-    let agent = AgentProcess::start(
-        &cluster,
-        &format!("cli-deploy-{}", std::process::id()),
-        "process",
-        &[],
-    );
-    let cli = GantryCli::new(&cluster);
-    let dir = tempfile::tempdir().unwrap();
+    let t = WithAgent::start("deploy").await;
+    let cli = &t.cli;
     let sleep = ["sleep", "3600"];
-    let v1 = write(dir.path(), "v1.json", &canary_spec(1, 0, false, &sleep));
-    let v2 = write(dir.path(), "v2.json", &canary_spec(2, 1, false, &sleep));
-    let v3 = write(dir.path(), "v3.json", &canary_spec(3, 1, true, &sleep));
-    let broken = write(
-        dir.path(),
-        "broken.json",
-        &canary_spec(5, 1, true, &["false"]),
-    );
+    let v1 = t.write("v1.json", &canary_spec(1, 0, false, &sleep));
+    let v2 = t.write("v2.json", &canary_spec(2, 1, false, &sleep));
+    let v3 = t.write("v3.json", &canary_spec(3, 1, true, &sleep));
+    let broken = t.write("broken.json", &canary_spec(5, 1, true, &["false"]));
 
     // The first version's deployment places its instances; `job run` follows it to the
     // end.
@@ -985,7 +999,7 @@ async fn deployments_canaries_promotion_pause_and_revert() {
         .ok()
         .stdout_has("rolled out by deployment canary-v1-")
         .stdout_has("successful: 2/2 instances healthy");
-    wait_job_running(&cli, "canary", 2).await;
+    wait_job_running(cli, "canary", 2).await;
 
     // A changed version: `job run` follows its deployment until the canary is healthy
     // and awaits promotion, then says how to promote it.
@@ -1016,19 +1030,13 @@ async fn deployments_canaries_promotion_pause_and_revert() {
     assert_eq!(d2["strategy"]["canary"], 1, "{d2}");
     // The table, and one deployment by a prefix of its id.
     let table = cli.run(&["deployment", "list"]).await.ok();
-    let header = table.stdout.lines().next().unwrap_or_default().to_string();
-    for column in [
-        "ID",
-        "JOB",
-        "VERSION",
-        "STATUS",
-        "HEALTHY",
-        "CANARIES",
-        "UPDATED",
-        "DESCRIPTION",
-    ] {
-        assert!(header.contains(column), "{column}: {}", table.describe());
-    }
+    let header = table.stdout.lines().next().unwrap_or_default();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>().join(" "),
+        "ID JOB VERSION STATUS HEALTHY CANARIES UPDATED DESCRIPTION",
+        "the columns, in order: {}",
+        table.describe()
+    );
     let table = table.stdout_has("1 (awaiting promotion)");
     assert!(has_relative_time(&table.stdout), "{}", table.describe());
     let by_prefix = cli.json(&["deployment", "status", "canary-v2"]).await;
@@ -1063,19 +1071,14 @@ async fn deployments_canaries_promotion_pause_and_revert() {
     assert_eq!(promoted["deployment"]["id"], d2_id.as_str());
     assert_eq!(promoted["deployment"]["promoted"], true, "{promoted}");
     assert!(promoted["index"].as_u64().unwrap() > 0, "{promoted}");
-    let done = wait_deployment(&cli, &d2_id, "successful", |d| d["status"] == "successful").await;
+    let done = wait_deployment(cli, &d2_id, "successful", |d| d["status"] == "successful").await;
     assert_eq!(done["healthy"], done["desired_total"], "{done}");
     // Nothing left to promote: refused, and said why.
     let again = cli.run(&["deployment", "promote", &d2_id]).await.exit(1);
     assert!(!again.stderr.trim().is_empty(), "{}", again.describe());
     let history = cli.json(&["job", "history", "canary"]).await;
-    let v2_entry = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["version"] == 2)
-        .cloned()
-        .unwrap_or_else(|| panic!("no version 2: {history}"));
+    let v2_entry =
+        element(&history, "version", 2).unwrap_or_else(|| panic!("no version 2: {history}"));
     assert_eq!(v2_entry["stable"], true, "{history}");
     cli.run(&["job", "history", "canary"])
         .await
@@ -1114,7 +1117,7 @@ async fn deployments_canaries_promotion_pause_and_revert() {
     assert_eq!(failed["deployment"]["status"], "failed", "{failed}");
     // auto_revert registers the last stable version's spec (version 2's) again, as a
     // new version.
-    let reverted = wait_deployment(&cli, &d3_id, "reverted", |d| {
+    let reverted = wait_deployment(cli, &d3_id, "reverted", |d| {
         d["reverted_to"].as_u64().is_some()
     })
     .await;
@@ -1147,27 +1150,7 @@ async fn deployments_canaries_promotion_pause_and_revert() {
         broken_run.describe()
     );
 
-    // Stop the job before the agent so no task outlives the test.
-    cli.json(&["job", "stop", "canary"]).await;
-    wait_until("the tasks stopped", SETTLE, || async {
-        let run = cli
-            .run(&["alloc", "list", "--job", "canary", "--json"])
-            .await;
-        let stopped = |a: &Value| {
-            matches!(
-                a["client_state"].as_str(),
-                Some("complete" | "failed" | "lost")
-            )
-        };
-        if run.code == Some(0) && run.json().as_array().unwrap().iter().all(stopped) {
-            Ok(())
-        } else {
-            Err(run.describe())
-        }
-    })
-    .await;
-    agent.stop();
-    cluster.assert_alive();
+    t.finish("canary").await;
 }
 
 // ---------------------------------------------------------------------------

@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use gantry_api::client::DeploymentAction;
 use gantry_api::{
-    Allocation, Client, DeploymentStatus, DesiredState, Health, ServiceEndpoint, TaskSpec,
+    Allocation, Client, Deployment, DeploymentStatus, DesiredState, Health, ServiceEndpoint,
+    TaskSpec,
 };
 use hickory_net::client::{Client as DnsClient, ClientHandle};
 use hickory_net::proto::op::ResponseCode;
@@ -50,6 +51,7 @@ use support::rollout::{
     wait_healthy, web_job, ProbeStats, ServiceProbe,
 };
 use support::{free_ports, wait_until, Cluster, Options};
+use tokio::sync::MutexGuard;
 
 /// The job every scenario rolls, and its service.
 const JOB: &str = "web";
@@ -67,12 +69,22 @@ const PROBE_MAX_RUN: Duration = Duration::from_secs(900);
 struct Setup {
     agents: Vec<AgentProcess>,
     cluster: Cluster,
+    /// What the test reads and writes through: every manager, or only the survivors once
+    /// a scenario killed the leader.
     client: Client,
     _cleanup: Cleanup,
+    /// The tests' turn (one cluster at a time), held to the end.
+    _serial: MutexGuard<'static, ()>,
 }
 
 impl Setup {
-    async fn start(test: &str, agents: usize, opts: Options) -> Setup {
+    /// Starts the cluster, in the turn `serial` (of [`support::SERIAL`]).
+    async fn start(
+        test: &str,
+        agents: usize,
+        opts: Options,
+        serial: MutexGuard<'static, ()>,
+    ) -> Setup {
         let cleanup = Cleanup::new(test);
         let cluster = Cluster::start_with(3, opts).await;
         let client = client(&cluster);
@@ -95,7 +107,24 @@ impl Setup {
             cluster,
             client,
             _cleanup: cleanup,
+            _serial: serial,
         }
+    }
+
+    /// How scenarios 1 to 4 begin: once it is their turn, a cluster of their own with 2
+    /// agents, version 1 of the job (`REPLICAS` instances serving "v1", `update` its
+    /// update block) deployed, and the client thread calling it. Returns version 1's
+    /// allocations too. `None`: no Docker engine (and not in CI), skip the test.
+    async fn with_v1(test: &str, update: Value) -> Option<(Setup, Vec<Allocation>, ServiceProbe)> {
+        if !require_docker() {
+            return None;
+        }
+        let serial = support::SERIAL.lock().await;
+        let s = Setup::start(test, 2, Options::default(), serial).await;
+        let v1 = web_job(JOB, REPLICAS as u32, "v1", "/", update);
+        let old = s.deploy_first(&v1, REPLICAS).await;
+        let probe = s.probe(&["v1", "v2"]).await;
+        Some((s, old, probe))
     }
 
     fn agents(&self) -> Vec<&AgentProcess> {
@@ -110,30 +139,19 @@ impl Setup {
     /// healthy, its deployment succeeded and the version is stable. Returns the live
     /// allocations.
     async fn deploy_first(&self, spec: &Value, replicas: usize) -> Vec<Allocation> {
-        let t = Instant::now();
-        let reg = register(&self.client, spec).await;
-        assert_eq!(reg.version, 1, "a new job's first version: {reg:?}");
-        let d1 = deployment_of(&reg);
-        let agents = self.agents();
-        let live = wait_healthy(
-            &self.cluster,
-            &self.client,
-            &agents,
-            JOB,
-            replicas,
-            PLACED_HEALTHY,
-            |a| a.job_version == 1,
-        )
-        .await;
-        let dep = wait_deployment(
-            &self.cluster,
-            &self.client,
-            &agents,
-            &d1,
-            DeploymentStatus::Successful,
-            PLACED_HEALTHY,
-        )
-        .await;
+        let (d1, t) = self.register_version(spec, 1).await;
+        let live = self
+            .wait_healthy(replicas, PLACED_HEALTHY, |a| a.job_version == 1)
+            .await;
+        let (dep, _) = self
+            .wait_deployment(
+                &d1,
+                DeploymentStatus::Successful,
+                PLACED_HEALTHY,
+                t,
+                "registering version 1",
+            )
+            .await;
         assert_eq!(dep.job_version, 1, "{}", describe_deployment(&dep));
         self.wait_stable(1).await;
         self.log(&format!(
@@ -141,6 +159,93 @@ impl Setup {
             t.elapsed()
         ));
         live
+    }
+
+    /// Registers `spec`, which must become version `version` of the job and start a
+    /// deployment. Returns the deployment's id and when the registration was sent.
+    async fn register_version(&self, spec: &Value, version: u64) -> (String, Instant) {
+        let t = Instant::now();
+        let reg = register(&self.client, spec).await;
+        assert_eq!(
+            reg.version, version,
+            "registered as version {version} of {JOB}: {reg:?}"
+        );
+        (deployment_of(&reg), t)
+    }
+
+    /// Waits (up to `timeout`) until deployment `id` has status `want`, failing at once
+    /// if it ends otherwise, and logs how long after `since` (when `what` happened) that
+    /// was. Returns the deployment and that time.
+    async fn wait_deployment(
+        &self,
+        id: &str,
+        want: DeploymentStatus,
+        timeout: Duration,
+        since: Instant,
+        what: &str,
+    ) -> (Deployment, Duration) {
+        let agents = self.agents();
+        let dep = wait_deployment(&self.cluster, &self.client, &agents, id, want, timeout).await;
+        let took = since.elapsed();
+        self.log(&format!(
+            "deployment {id} {} {took:?} after {what}: {}",
+            want.as_str(),
+            describe_deployment(&dep)
+        ));
+        (dep, took)
+    }
+
+    /// Waits (up to `ROLLOUT`) until deployment `id` succeeded; see
+    /// [`Setup::wait_deployment`].
+    async fn wait_successful(
+        &self,
+        id: &str,
+        since: Instant,
+        what: &str,
+    ) -> (Deployment, Duration) {
+        self.wait_deployment(id, DeploymentStatus::Successful, ROLLOUT, since, what)
+            .await
+    }
+
+    /// Waits (up to `timeout`) until the job has exactly `n` live allocations, all running,
+    /// healthy and accepted.
+    async fn wait_healthy(
+        &self,
+        n: usize,
+        timeout: Duration,
+        accept: impl Fn(&Allocation) -> bool,
+    ) -> Vec<Allocation> {
+        let agents = self.agents();
+        wait_healthy(
+            &self.cluster,
+            &self.client,
+            &agents,
+            JOB,
+            n,
+            timeout,
+            accept,
+        )
+        .await
+    }
+
+    /// Waits until the job has `total` live allocations, exactly one of them new (not in
+    /// `old`) and that one running healthy; returns it.
+    async fn wait_one_new_healthy(
+        &self,
+        old: &BTreeSet<String>,
+        total: usize,
+        what: &str,
+    ) -> Allocation {
+        let client = &self.client;
+        wait_until(what, PLACED_HEALTHY, || async move {
+            let live = live_allocations(client, JOB).await?;
+            let new: Vec<&Allocation> = live.iter().filter(|a| !old.contains(&a.id)).collect();
+            match new.as_slice() {
+                [a] if live.len() == total && is_healthy(a) => Ok((*a).clone()),
+                _ => Err(describe_allocs_v(&live)),
+            }
+        })
+        .await
     }
 
     /// Waits (briefly) until version `version` of the job is marked stable.
@@ -194,6 +299,62 @@ impl Setup {
         probe
     }
 
+    /// Lets the client thread call on for 2 s (the last replaced instance is in its
+    /// shutdown delay), stops it and prints its figures and first failures. Asserts that
+    /// no call failed and that the service never listed no endpoint.
+    async fn finish_probe(&self, probe: ServiceProbe, what: &str) -> ProbeStats {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let stats = probe.stop();
+        self.log(&format!("client thread, {what}: {}", stats.summary()));
+        for f in &stats.failures {
+            self.log(&format!("  failure: {f}"));
+        }
+        for f in &stats.lookup_failures {
+            self.log(&format!("  unanswered lookup: {f}"));
+        }
+        assert!(
+            stats.failed == 0 && stats.no_endpoints == 0,
+            "{what}: the client saw {} failed request(s) and {} lookup(s) with no endpoint; \
+             {}\nfirst failures:\n  {}",
+            stats.failed,
+            stats.no_endpoints,
+            stats.summary(),
+            stats.failures.join("\n  ")
+        );
+        stats
+    }
+
+    /// After deployment `id` rolled version `version` out: the job's allocations (logged)
+    /// and its live ones, exactly `REPLICAS`, each of `version`, healthy and placed by the
+    /// deployment. Returns (all, live).
+    async fn rolled_out(&self, version: u64, id: &str) -> (Vec<Allocation>, Vec<Allocation>) {
+        let all = support::agent::allocations(&self.client, JOB)
+            .await
+            .unwrap();
+        self.log(&format!(
+            "allocations after the rollout of version {version}: {}",
+            describe_allocs_v(&all)
+        ));
+        let live = live_allocations(&self.client, JOB).await.unwrap();
+        assert_eq!(
+            live.len(),
+            REPLICAS,
+            "live allocations after the deployment: {}",
+            describe_allocs_v(&all)
+        );
+        for a in &live {
+            assert_eq!(a.job_version, version, "{}", describe_allocs_v(&live));
+            assert!(is_healthy(a), "{}", describe_allocs_v(&live));
+            assert_eq!(
+                a.deployment_id.as_deref(),
+                Some(id),
+                "placed by the deployment: {}",
+                describe_allocs_v(&live)
+            );
+        }
+        (all, live)
+    }
+
     /// The node names of the agents, for container checks.
     fn node_names(&self) -> Vec<String> {
         self.agents.iter().map(|a| a.name.clone()).collect()
@@ -232,6 +393,23 @@ impl Setup {
             t.elapsed()
         ));
     }
+
+    /// How scenarios 1 to 4 end: only the `live` allocations' containers run, the
+    /// scenario's figures are printed as one `RESULT` line (the client thread's counts,
+    /// then `figures`), and every manager not killed on purpose still runs.
+    async fn finish(&self, what: &str, live: &[Allocation], stats: &ProbeStats, figures: &str) {
+        self.wait_containers_exactly(&ids(live)).await;
+        self.log(&format!(
+            "RESULT {what}: {} requests ok, {} failed ({} answered by v1, {} by v2, {} lookups \
+             unanswered); {figures}",
+            stats.ok,
+            stats.failed,
+            stats.answered("v1"),
+            stats.answered("v2"),
+            stats.lookup_errors
+        ));
+        self.cluster.assert_alive();
+    }
 }
 
 /// `{"max_parallel": 1, "min_healthy": "1s", "healthy_deadline": "60s"}` plus `extra`.
@@ -249,27 +427,12 @@ fn ids(list: &[Allocation]) -> BTreeSet<String> {
     list.iter().map(|a| a.id.clone()).collect()
 }
 
-/// Prints the probe's figures and its first failures.
-fn report_probe(setup: &Setup, what: &str, stats: &ProbeStats) {
-    setup.log(&format!("client thread, {what}: {}", stats.summary()));
-    for f in &stats.failures {
-        setup.log(&format!("  failure: {f}"));
-    }
-    for f in &stats.lookup_failures {
-        setup.log(&format!("  unanswered lookup: {f}"));
-    }
-}
-
-/// No call failed and the service never listed no endpoint.
-fn assert_no_failed_request(stats: &ProbeStats, what: &str) {
+/// Both versions answered calls while the rollout went on.
+fn assert_both_versions_answered(stats: &ProbeStats) {
     assert!(
-        stats.failed == 0 && stats.no_endpoints == 0,
-        "{what}: the client saw {} failed request(s) and {} lookup(s) with no endpoint; {}\n\
-         first failures:\n  {}",
-        stats.failed,
-        stats.no_endpoints,
-        stats.summary(),
-        stats.failures.join("\n  ")
+        stats.answered("v1") > 0 && stats.answered("v2") > 0,
+        "both versions answered during the rollout: {}",
+        stats.summary()
     );
 }
 
@@ -279,62 +442,18 @@ fn assert_no_failed_request(stats: &ProbeStats, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_update_replaces_every_instance_without_a_failed_request() {
-    if !require_docker() {
+    let Some((s, old, probe)) = Setup::with_v1("roll", update(json!({}))).await else {
         return;
-    }
-    let _serial = support::SERIAL.lock().await;
-    let s = Setup::start("roll", 2, Options::default()).await;
-    let v1 = web_job(JOB, REPLICAS as u32, "v1", "/", update(json!({})));
-    let old = s.deploy_first(&v1, REPLICAS).await;
-    let probe = s.probe(&["v1", "v2"]).await;
+    };
 
     let v2 = web_job(JOB, REPLICAS as u32, "v2", "/", update(json!({})));
-    let t = Instant::now();
-    let reg = register(&s.client, &v2).await;
-    assert_eq!(reg.version, 2, "{reg:?}");
-    let d2 = deployment_of(&reg);
-    let agents = s.agents();
-    let dep = wait_deployment(
-        &s.cluster,
-        &s.client,
-        &agents,
-        &d2,
-        DeploymentStatus::Successful,
-        ROLLOUT,
-    )
-    .await;
-    let rollout = t.elapsed();
-    s.log(&format!(
-        "rollout of version 2: deployment successful {rollout:?} after registering it: {}",
-        describe_deployment(&dep)
-    ));
-    // Keep calling for a moment: the last replaced instance is in its shutdown delay.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let stats = probe.stop();
-    report_probe(&s, "rolling update", &stats);
+    let (d2, t) = s.register_version(&v2, 2).await;
+    let (dep, rollout) = s
+        .wait_successful(&d2, t, "registering version 2 (the rollout)")
+        .await;
+    let stats = s.finish_probe(probe, "rolling update").await;
 
-    let all = support::agent::allocations(&s.client, JOB).await.unwrap();
-    s.log(&format!(
-        "allocations after the rollout: {}",
-        describe_allocs_v(&all)
-    ));
-    let live = live_allocations(&s.client, JOB).await.unwrap();
-    assert_eq!(
-        live.len(),
-        REPLICAS,
-        "live allocations after the deployment: {}",
-        describe_allocs_v(&all)
-    );
-    for a in &live {
-        assert_eq!(a.job_version, 2, "{}", describe_allocs_v(&live));
-        assert!(is_healthy(a), "{}", describe_allocs_v(&live));
-        assert_eq!(
-            a.deployment_id.as_deref(),
-            Some(d2.as_str()),
-            "placed by the deployment: {}",
-            describe_allocs_v(&live)
-        );
-    }
+    let (all, live) = s.rolled_out(2, &d2).await;
     assert!(
         ids(&old).is_disjoint(&ids(&live)),
         "every version-1 allocation was replaced: {}",
@@ -353,24 +472,9 @@ async fn rolling_update_replaces_every_instance_without_a_failed_request() {
         describe_deployment(&dep)
     );
     s.wait_stable(2).await;
-
-    assert_no_failed_request(&stats, "rolling update");
-    assert!(
-        stats.answered("v1") > 0 && stats.answered("v2") > 0,
-        "both versions answered during the rollout: {}",
-        stats.summary()
-    );
-    s.wait_containers_exactly(&ids(&live)).await;
-    s.log(&format!(
-        "RESULT rolling update: {} requests ok, {} failed ({} answered by v1, {} by v2), \
-         rollout {:.1}s",
-        stats.ok,
-        stats.failed,
-        stats.answered("v1"),
-        stats.answered("v2"),
-        rollout.as_secs_f64()
-    ));
-    s.cluster.assert_alive();
+    assert_both_versions_answered(&stats);
+    let figures = format!("rollout {:.1}s", rollout.as_secs_f64());
+    s.finish("rolling update", &live, &stats, &figures).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -379,15 +483,10 @@ async fn rolling_update_replaces_every_instance_without_a_failed_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_version_fails_its_deployment_and_reverts_to_the_stable_one() {
-    if !require_docker() {
+    let Some((s, _, probe)) = Setup::with_v1("revert", update(json!({}))).await else {
         return;
-    }
-    let _serial = support::SERIAL.lock().await;
-    let s = Setup::start("revert", 2, Options::default()).await;
-    let v1 = web_job(JOB, REPLICAS as u32, "v1", "/", update(json!({})));
-    s.deploy_first(&v1, REPLICAS).await;
+    };
     let v1_tasks = version_tasks(&s.client, JOB, 1).await;
-    let probe = s.probe(&["v1", "v2"]).await;
 
     // Version 2 serves "v2" at / but its check asks for a page that does not exist (404).
     let v2 = web_job(
@@ -397,25 +496,16 @@ async fn an_unhealthy_version_fails_its_deployment_and_reverts_to_the_stable_one
         "/missing",
         update(json!({"healthy_deadline": "8s", "auto_revert": true})),
     );
-    let t = Instant::now();
-    let reg = register(&s.client, &v2).await;
-    assert_eq!(reg.version, 2, "{reg:?}");
-    let d2 = deployment_of(&reg);
-    let agents = s.agents();
-    let failed = wait_deployment(
-        &s.cluster,
-        &s.client,
-        &agents,
-        &d2,
-        DeploymentStatus::Failed,
-        ROLLOUT,
-    )
-    .await;
-    let failed_after = t.elapsed();
-    s.log(&format!(
-        "version 2's deployment failed {failed_after:?} after registering it: {}",
-        describe_deployment(&failed)
-    ));
+    let (d2, t) = s.register_version(&v2, 2).await;
+    let (failed, failed_after) = s
+        .wait_deployment(
+            &d2,
+            DeploymentStatus::Failed,
+            ROLLOUT,
+            t,
+            "registering version 2",
+        )
+        .await;
     // The revert is recorded on the failed deployment (in the same change or just after).
     let failed = if failed.reverted_to.is_some() {
         failed
@@ -471,58 +561,39 @@ async fn an_unhealthy_version_fails_its_deployment_and_reverts_to_the_stable_one
     assert!(!kept[&2].stable, "the failed version 2 is not stable");
 
     let d3 = wait_deployment_of_version(&s.client, JOB, 3, Duration::from_secs(30)).await;
-    let dep3 = wait_deployment(
-        &s.cluster,
-        &s.client,
-        &agents,
-        &d3.id,
-        DeploymentStatus::Successful,
-        ROLLOUT,
-    )
-    .await;
-    let reverted_after = t.elapsed();
-    s.log(&format!(
-        "version 3 (version 1's tasks) deployed {reverted_after:?} after registering version 2: {}",
-        describe_deployment(&dep3)
-    ));
+    let (_, reverted_after) = s
+        .wait_successful(
+            &d3.id,
+            t,
+            "registering version 2 (version 3 has version 1's tasks)",
+        )
+        .await;
     let v1_like: BTreeSet<u64> = kept
         .iter()
         .filter(|(_, v)| v.spec.tasks == v1_tasks)
         .map(|(n, _)| *n)
         .collect();
     assert_eq!(v1_like, BTreeSet::from([1, 3]), "versions with v1's tasks");
-    let live = wait_healthy(
-        &s.cluster,
-        &s.client,
-        &agents,
-        JOB,
-        REPLICAS,
-        PLACED_HEALTHY,
-        |a| v1_like.contains(&a.job_version),
-    )
-    .await;
+    let live = s
+        .wait_healthy(REPLICAS, PLACED_HEALTHY, |a| {
+            v1_like.contains(&a.job_version)
+        })
+        .await;
     s.wait_stable(3).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let stats = probe.stop();
-    report_probe(&s, "failed deployment and revert", &stats);
-    assert_no_failed_request(&stats, "failed deployment and revert");
+    let stats = s.finish_probe(probe, "failed deployment and revert").await;
     assert_eq!(
         stats.answered("v2"),
         0,
         "version 2 was never healthy, so never an endpoint: {}",
         stats.summary()
     );
-    s.wait_containers_exactly(&ids(&live)).await;
-    s.log(&format!(
-        "RESULT revert: {} requests ok, {} failed; v2 failed after {:.1}s, v3 successful after \
-         {:.1}s; live versions {:?}",
-        stats.ok,
-        stats.failed,
+    let figures = format!(
+        "v2 failed after {:.1}s, v3 successful after {:.1}s; live versions {:?}",
         failed_after.as_secs_f64(),
         reverted_after.as_secs_f64(),
         live.iter().map(|a| a.job_version).collect::<Vec<_>>()
-    ));
-    s.cluster.assert_alive();
+    );
+    s.finish("revert", &live, &stats, &figures).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -531,14 +602,10 @@ async fn an_unhealthy_version_fails_its_deployment_and_reverts_to_the_stable_one
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_runs_beside_the_old_version_until_promoted() {
-    if !require_docker() {
+    let Some((s, old, probe)) = Setup::with_v1("canary", update(json!({}))).await else {
         return;
-    }
-    let _serial = support::SERIAL.lock().await;
-    let s = Setup::start("canary", 2, Options::default()).await;
-    let v1 = web_job(JOB, REPLICAS as u32, "v1", "/", update(json!({})));
-    let old = ids(&s.deploy_first(&v1, REPLICAS).await);
-    let probe = s.probe(&["v1", "v2"]).await;
+    };
+    let old = ids(&old);
 
     let v2 = web_job(
         JOB,
@@ -547,31 +614,16 @@ async fn a_canary_runs_beside_the_old_version_until_promoted() {
         "/",
         update(json!({"canary": 1})),
     );
-    let t = Instant::now();
-    let reg = register(&s.client, &v2).await;
-    assert_eq!(reg.version, 2, "{reg:?}");
-    let d2 = deployment_of(&reg);
-    let agents = s.agents();
+    let (d2, t) = s.register_version(&v2, 2).await;
 
     // The canary: one healthy version-2 allocation beside the 4 old ones.
-    let client = &s.client;
-    let old_ref = &old;
-    let canary = wait_until(
-        "a healthy canary beside the 4 version-1 allocations",
-        PLACED_HEALTHY,
-        || async move {
-            let live = live_allocations(client, JOB).await?;
-            let new: Vec<&Allocation> = live.iter().filter(|a| !old_ref.contains(&a.id)).collect();
-            let still_old = live.iter().filter(|a| old_ref.contains(&a.id)).count();
-            match new.as_slice() {
-                [c] if live.len() == REPLICAS + 1 && still_old == REPLICAS && is_healthy(c) => {
-                    Ok((*c).clone())
-                }
-                _ => Err(describe_allocs_v(&live)),
-            }
-        },
-    )
-    .await;
+    let canary = s
+        .wait_one_new_healthy(
+            &old,
+            REPLICAS + 1,
+            "a healthy canary beside the 4 version-1 allocations",
+        )
+        .await;
     s.log(&format!(
         "canary {} healthy {:?} after registering version 2",
         canary.id,
@@ -635,51 +687,22 @@ async fn a_canary_runs_beside_the_old_version_until_promoted() {
         "promote answers the promoted deployment: {}",
         describe_deployment(&changed.deployment)
     );
-    let dep = wait_deployment(
-        &s.cluster,
-        &s.client,
-        &agents,
-        &d2,
-        DeploymentStatus::Successful,
-        ROLLOUT,
-    )
-    .await;
-    let promoted_rollout = t_promote.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let stats = probe.stop();
-    report_probe(&s, "canary and promotion", &stats);
+    let (dep, promoted_rollout) = s.wait_successful(&d2, t_promote, "the promotion").await;
+    let stats = s.finish_probe(probe, "canary and promotion").await;
 
-    let all = support::agent::allocations(&s.client, JOB).await.unwrap();
-    let live = live_allocations(&s.client, JOB).await.unwrap();
-    assert_eq!(live.len(), REPLICAS, "{}", describe_allocs_v(&all));
-    assert!(
-        live.iter().all(|a| a.job_version == 2 && is_healthy(a)),
-        "{}",
-        describe_allocs_v(&all)
-    );
+    let (all, live) = s.rolled_out(2, &d2).await;
     assert!(
         ids(&live).contains(&canary.id),
         "the canary keeps its slot after promotion: {}",
         describe_allocs_v(&all)
     );
     assert!(dep.promoted, "{}", describe_deployment(&dep));
-    assert_no_failed_request(&stats, "canary and promotion");
-    assert!(
-        stats.answered("v1") > 0 && stats.answered("v2") > 0,
-        "{}",
-        stats.summary()
-    );
-    s.wait_containers_exactly(&ids(&live)).await;
-    s.log(&format!(
-        "RESULT canary: {} requests ok, {} failed ({} by v1, {} by v2); promotion → successful \
-         in {:.1}s",
-        stats.ok,
-        stats.failed,
-        stats.answered("v1"),
-        stats.answered("v2"),
+    assert_both_versions_answered(&stats);
+    let figures = format!(
+        "promotion → successful in {:.1}s",
         promoted_rollout.as_secs_f64()
-    ));
-    s.cluster.assert_alive();
+    );
+    s.finish("canary", &live, &stats, &figures).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -688,26 +711,17 @@ async fn a_canary_runs_beside_the_old_version_until_promoted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_leader_carries_on_a_deployment_the_old_one_began() {
-    if !require_docker() {
-        return;
-    }
-    let _serial = support::SERIAL.lock().await;
-    let s = Setup::start("failover", 2, Options::default()).await;
     let strategy = json!({"max_parallel": 1, "min_healthy": "2s", "healthy_deadline": "60s"});
-    let v1 = web_job(JOB, REPLICAS as u32, "v1", "/", strategy.clone());
-    s.deploy_first(&v1, REPLICAS).await;
-    let probe = s.probe(&["v1", "v2"]).await;
+    let Some((mut s, _, probe)) = Setup::with_v1("failover", strategy.clone()).await else {
+        return;
+    };
 
     let v2 = web_job(JOB, REPLICAS as u32, "v2", "/", strategy);
-    let t = Instant::now();
-    let reg = register(&s.client, &v2).await;
-    assert_eq!(reg.version, 2, "{reg:?}");
-    let d2 = deployment_of(&reg);
-    let agents = s.agents();
+    let (d2, t) = s.register_version(&v2, 2).await;
     let midway = wait_deployment_where(
         &s.cluster,
         &s.client,
-        &agents,
+        &s.agents(),
         &d2,
         "one healthy instance while still running",
         ROLLOUT,
@@ -733,7 +747,8 @@ async fn a_new_leader_carries_on_a_deployment_the_old_one_began() {
         .into_iter()
         .map(|id| s.cluster.addr(id))
         .collect();
-    let survivor_client = client_for(&survivors);
+    // From here on the test reads from the survivors.
+    s.client = client_for(&survivors);
     let new_leader = s.cluster.wait_for_leader().await;
     s.log(&format!(
         "manager {new_leader} leads {:?} after the kill",
@@ -741,46 +756,19 @@ async fn a_new_leader_carries_on_a_deployment_the_old_one_began() {
     ));
     assert_ne!(new_leader, leader);
 
-    let dep = wait_deployment(
-        &s.cluster,
-        &survivor_client,
-        &agents,
-        &d2,
-        DeploymentStatus::Successful,
-        ROLLOUT,
-    )
-    .await;
-    let finished_after_kill = t_kill.elapsed();
-    s.log(&format!(
-        "deployment successful {finished_after_kill:?} after the kill ({:?} in all), read from \
-         the survivors: {}",
-        t.elapsed(),
-        describe_deployment(&dep)
-    ));
-    let live = wait_healthy(
-        &s.cluster,
-        &survivor_client,
-        &agents,
-        JOB,
-        REPLICAS,
-        Duration::from_secs(30),
-        |a| a.job_version == 2,
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let stats = probe.stop();
-    report_probe(&s, "leader killed mid-deployment", &stats);
-    assert_no_failed_request(&stats, "leader killed mid-deployment");
-    s.wait_containers_exactly(&ids(&live)).await;
-    s.log(&format!(
-        "RESULT failover: deployment successful {:.1}s after the leader was killed ({:.1}s in \
-         all); {} requests ok, {} failed, {} lookups unanswered",
+    let (_, finished_after_kill) = s
+        .wait_successful(&d2, t_kill, "the kill (read from the survivors)")
+        .await;
+    let live = s
+        .wait_healthy(REPLICAS, Duration::from_secs(30), |a| a.job_version == 2)
+        .await;
+    let stats = s.finish_probe(probe, "leader killed mid-deployment").await;
+    let figures = format!(
+        "deployment successful {:.1}s after the leader was killed ({:.1}s in all)",
         finished_after_kill.as_secs_f64(),
-        t.elapsed().as_secs_f64(),
-        stats.ok,
-        stats.failed,
-        stats.lookup_errors
-    ));
+        t.elapsed().as_secs_f64()
+    );
+    s.finish("failover", &live, &stats, &figures).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1043,7 +1031,7 @@ async fn dns_srv_answers_exactly_the_healthy_endpoints() {
     if !require_docker() {
         return;
     }
-    let _serial = support::SERIAL.lock().await;
+    let serial = support::SERIAL.lock().await;
     let ports = free_dns_ports(3);
     let dns: BTreeMap<u64, SocketAddr> = ports
         .iter()
@@ -1057,7 +1045,7 @@ async fn dns_srv_answers_exactly_the_healthy_endpoints() {
             .collect(),
         ..Options::default()
     };
-    let s = Setup::start("dns", 2, opts).await;
+    let s = Setup::start("dns", 2, opts, serial).await;
     s.log(&format!("DNS servers: {dns:?}"));
     let address_of: BTreeMap<String, String> = s
         .client
@@ -1139,24 +1127,13 @@ async fn dns_srv_answers_exactly_the_healthy_endpoints() {
         t.elapsed()
     ));
     // Its replacement becomes healthy: 2 endpoints again (the sick one still excluded).
-    let original = ids(&live);
-    let original_ref = &original;
-    let replacement = wait_until(
-        "a healthy replacement of the stopped instance",
-        PLACED_HEALTHY,
-        || async move {
-            let now = live_allocations(client, JOB).await?;
-            let fresh: Vec<&Allocation> = now
-                .iter()
-                .filter(|a| !original_ref.contains(&a.id))
-                .collect();
-            match fresh.as_slice() {
-                [r] if is_healthy(r) && now.len() == 3 => Ok((*r).clone()),
-                _ => Err(describe_allocs_v(&now)),
-            }
-        },
-    )
-    .await;
+    let replacement = s
+        .wait_one_new_healthy(
+            &ids(&live),
+            3,
+            "a healthy replacement of the stopped instance",
+        )
+        .await;
     s.log(&format!("replacement {} healthy", replacement.id));
     let view = wait_dns_agrees(&s, &dns, &address_of, 2, "one unhealthy, one replaced").await;
     assert!(

@@ -233,9 +233,10 @@ async fn the_api_answers_as_its_openapi_document_says() {
     cluster.assert_alive();
     match outcome {
         Outcome::Passed => {}
-        Outcome::FuzzerErrorsOnly => {
-            panic!("schemathesis broke twice (errors inside it, no check failed; see above)")
-        }
+        Outcome::FuzzerErrorsOnly => panic!(
+            "schemathesis reported errors in two runs and no failed check (see above: a \
+             `Schema Error` is this API's document at fault, a `Runtime Error` the fuzzer)"
+        ),
         Outcome::Failed => panic!("schemathesis found failures (its report is above)"),
     }
     cluster.log("schemathesis: no failures");
@@ -302,8 +303,8 @@ enum Outcome {
     Passed,
     /// Some check failed: the API answered outside its document (or with a 5xx).
     Failed,
-    /// The run failed, but its report holds errors only (the fuzzer itself raised),
-    /// no failed check.
+    /// The run failed, but its report holds errors only (the fuzzer raised, or could not
+    /// use part of the document), no failed check.
     FuzzerErrorsOnly,
 }
 

@@ -343,15 +343,9 @@ fn action_message(action: DeploymentAction, d: &Deployment, index: u64) -> Strin
 
 #[cfg(test)]
 mod tests {
-    use super::super::deployment_progress::tests::deployment;
+    use super::super::deployment_progress::tests::{deployment, v2_and_v3, NOW, PLAIN};
     use super::*;
     use gantry_api::{ClientState, DeploymentStatus, Health, Resources};
-
-    const PLAIN: Style = Style {
-        tty: false,
-        colour: false,
-    };
-    const NOW: u64 = 1_700_000_000_000;
 
     #[test]
     fn the_list_shows_progress_canaries_and_relative_times() {
@@ -436,10 +430,7 @@ mod tests {
 
     #[test]
     fn a_prefix_names_one_deployment_or_says_which_it_could_be() {
-        let mut a = deployment(0);
-        a.id = "web-v2-12".into();
-        let mut b = deployment(0);
-        b.id = "web-v3-40".into();
+        let (a, b) = v2_and_v3();
         let all = || vec![a.clone(), b.clone()];
         assert_eq!(by_prefix("web-v3", all()).unwrap().id, "web-v3-40");
         match by_prefix("web-v", all()) {

@@ -88,12 +88,19 @@ pub fn line(d: &Deployment) -> String {
 /// The deployment in one line, as `job status` shows a job's latest:
 /// `web-v2-12 running, 2/4 healthy: 2 of 4 instances healthy`.
 pub fn summary(d: &Deployment) -> String {
-    let mut text = format!(
-        "{} {}, {} healthy",
-        d.id,
-        d.status.as_str(),
-        healthy_cell(d)
-    );
+    described(
+        format!(
+            "{} {}, {} healthy",
+            d.id,
+            d.status.as_str(),
+            healthy_cell(d)
+        ),
+        d,
+    )
+}
+
+/// `text`, then `: <description>` when the managers gave one.
+fn described(mut text: String, d: &Deployment) -> String {
     if !d.description.is_empty() {
         text.push_str(": ");
         text.push_str(&d.description);
@@ -101,13 +108,20 @@ pub fn summary(d: &Deployment) -> String {
     text
 }
 
+/// ``deployment web-v2-12 of job `web` version 2``: how `job run` names the deployment
+/// it followed when it stops.
+fn named(d: &Deployment) -> String {
+    format!(
+        "deployment {} of job `{}` version {}",
+        d.id, d.job_id, d.job_version
+    )
+}
+
 /// What `job run` says when the deployment succeeded.
 pub fn success_message(d: &Deployment) -> String {
     format!(
-        "deployment {} of job `{}` version {} successful: {} instances healthy",
-        d.id,
-        d.job_id,
-        d.job_version,
+        "{} successful: {} instances healthy",
+        named(d),
         healthy_cell(d)
     )
 }
@@ -116,14 +130,7 @@ pub fn success_message(d: &Deployment) -> String {
 /// (which says why, and whether `auto_revert` could go back), and the version the revert
 /// registered.
 pub fn failure_message(d: &Deployment) -> String {
-    let mut text = format!(
-        "deployment {} of job `{}` version {} failed",
-        d.id, d.job_id, d.job_version
-    );
-    if !d.description.is_empty() {
-        text.push_str(": ");
-        text.push_str(&d.description);
-    }
+    let mut text = described(format!("{} failed", named(d)), d);
     if let Some(version) = d.reverted_to {
         // The managers' description usually tells of the revert already.
         if !d.description.contains("reverted") {
@@ -179,14 +186,7 @@ pub fn unfinished_message(
 
 /// What `job run` says (on stderr, exit 1) when another version took over.
 pub fn cancelled_message(d: &Deployment) -> String {
-    let mut text = format!(
-        "deployment {} of job `{}` version {} was cancelled",
-        d.id, d.job_id, d.job_version
-    );
-    if !d.description.is_empty() {
-        text.push_str(": ");
-        text.push_str(&d.description);
-    }
+    let mut text = described(format!("{} was cancelled", named(d)), d);
     text.push_str(&format!(
         " — `gantry deployment list --job {}` shows the job's deployments",
         d.job_id
@@ -203,19 +203,26 @@ pub fn awaiting_promotion_message(d: &Deployment) -> String {
         format!("its {n} canaries are healthy")
     };
     format!(
-        "deployment {id} of job `{job}` version {version}: {what} and awaits promotion — \
-         `gantry deployment promote {id}` rolls out the rest, `gantry deployment fail {id}` \
-         gives up",
-        id = d.id,
-        job = d.job_id,
-        version = d.job_version
+        "{}: {what} and awaits promotion — `gantry deployment promote {id}` rolls out the \
+         rest, `gantry deployment fail {id}` gives up",
+        named(d),
+        id = d.id
     )
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::output::Style;
     use gantry_api::UpdateStrategy;
+
+    /// No terminal, no colour: tables as the command tests compare them.
+    pub(crate) const PLAIN: Style = Style {
+        tty: false,
+        colour: false,
+    };
+    /// "Now" for the command tests' relative times (ms since the epoch).
+    pub(crate) const NOW: u64 = 1_700_000_000_000;
 
     /// A running deployment of `web` version 2: 4 instances wanted, none placed yet.
     pub(crate) fn deployment(canary: u32) -> Deployment {
@@ -240,6 +247,16 @@ pub(crate) mod tests {
             create_index: 12,
             modify_index: 15,
         }
+    }
+
+    /// Two deployments of `web`: version 2's (`web-v2-12`, created at index 12) and
+    /// version 3's (`web-v3-40`, created at index 40).
+    pub(crate) fn v2_and_v3() -> (Deployment, Deployment) {
+        let mut v3 = deployment(0);
+        v3.id = "web-v3-40".into();
+        v3.job_version = 3;
+        v3.create_index = 40;
+        (deployment(0), v3)
     }
 
     #[test]
@@ -279,7 +296,12 @@ pub(crate) mod tests {
         );
         d.healthy = 1;
         assert_eq!(Ending::of(&d), Some(Ending::AwaitsPromotion));
-        assert!(awaiting_promotion_message(&d).contains("`gantry deployment promote web-v2-12`"));
+        assert_eq!(
+            awaiting_promotion_message(&d),
+            "deployment web-v2-12 of job `web` version 2: its canary is healthy and awaits \
+             promotion — `gantry deployment promote web-v2-12` rolls out the rest, `gantry \
+             deployment fail web-v2-12` gives up"
+        );
 
         d.strategy.auto_promote = true;
         assert_eq!(Ending::of(&d), None, "auto_promote goes on by itself");

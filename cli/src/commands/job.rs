@@ -651,15 +651,8 @@ async fn revert(ctx: &Ctx, id: &str, version: u64) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::deployment_progress::tests::deployment;
+    use super::super::deployment_progress::tests::{v2_and_v3, NOW, PLAIN};
     use super::*;
-    use crate::output::Style;
-
-    const PLAIN: Style = Style {
-        tty: false,
-        colour: false,
-    };
-    const NOW: u64 = 1_700_000_000_000;
 
     fn version(version: u64, stable: bool) -> JobVersion {
         let spec: gantry_api::JobSpec = serde_json::from_value(serde_json::json!({
@@ -695,15 +688,13 @@ mod tests {
 
     #[test]
     fn the_latest_deployment_is_the_newest_created() {
-        let mut old = deployment(0);
-        old.id = "web-v2-12".into();
-        let mut new = deployment(0);
-        new.id = "web-v3-40".into();
-        new.create_index = 40;
-        assert_eq!(
-            latest_deployment(vec![old, new]).map(|d| d.id),
-            Some("web-v3-40".to_string())
-        );
+        let (old, new) = v2_and_v3();
+        for list in [vec![old.clone(), new.clone()], vec![new, old]] {
+            assert_eq!(
+                latest_deployment(list).map(|d| d.id),
+                Some("web-v3-40".to_string())
+            );
+        }
         assert_eq!(latest_deployment(vec![]), None);
     }
 

@@ -94,7 +94,7 @@ pub async fn get(
     tag = "deployments",
     params(
         ("id" = String, Path, description = "The deployment's id"),
-        ("action" = DeploymentAction, Path, description = "promote, fail, pause or resume"),
+        ("action" = inline(DeploymentAction), Path, description = "promote, fail, pause or resume"),
     ),
     responses(
         (status = 200, description = "The deployment after the change", body = gantry_api::DeploymentChanged),
