@@ -47,17 +47,15 @@ mod tests {
     use super::*;
 
     fn record(requests: u64, task: Option<&str>) -> Allocation {
-        let mut allocation: Allocation = serde_json::from_str(
-            r#"{"id":"a1","job_id":"web","job_version":1,"slot":0,"node_id":"n1",
-            "resources":{"cpu_millis":100,"memory_mb":32},"ports":[],"desired":"run",
-            "client_state":"running","health":"healthy","restart_count":0,"message":"",
-            "placement_reason":"test","created_at_ms":0,"modified_at_ms":0,
-            "create_index":1,"modify_index":1}"#,
-        )
-        .unwrap();
-        allocation.restart_requests = requests;
-        allocation.restart_task = task.map(str::to_string);
-        allocation
+        let resources = gantry_api::Resources {
+            cpu_millis: 100,
+            memory_mb: 32,
+        };
+        Allocation {
+            restart_requests: requests,
+            restart_task: task.map(str::to_string),
+            ..Allocation::new("a1", "web", 1, 0, "n1", resources)
+        }
     }
 
     #[test]

@@ -174,7 +174,7 @@ pub fn serde_plain<T: serde::Serialize>(value: &T) -> String {
 mod tests {
     use super::*;
     use gantry_api::scheduling::UnplacedSlot;
-    use gantry_api::{DesiredState, Health, JobSpec, Resources};
+    use gantry_api::{DesiredState, JobSpec, Resources};
 
     fn job(kind: JobType, replicas: u32, status: &str) -> Job {
         let spec: JobSpec = serde_json::from_value(serde_json::json!({
@@ -200,32 +200,24 @@ mod tests {
         state: ClientState,
         index: u64,
     ) -> Allocation {
+        let resources = Resources {
+            cpu_millis: 1,
+            memory_mb: 1,
+        };
         Allocation {
-            id: format!("web-{slot}-{index}"),
-            job_id: "web".into(),
-            job_version: 2,
-            slot,
-            node_id: node.into(),
-            resources: Resources {
-                cpu_millis: 1,
-                memory_mb: 1,
-            },
-            ports: vec![],
             desired,
             client_state: state,
-            health: Health::Unknown,
-            restart_count: 0,
-            restart_requests: 0,
-            restart_task: None,
-            deployment_id: None,
-            canary: false,
-            healthy_since_ms: None,
             message: "exit 1".into(),
-            placement_reason: String::new(),
-            created_at_ms: 0,
-            modified_at_ms: 0,
             create_index: index,
             modify_index: index,
+            ..Allocation::new(
+                format!("web-{slot}-{index}"),
+                "web",
+                2,
+                slot,
+                node,
+                resources,
+            )
         }
     }
 

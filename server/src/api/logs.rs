@@ -219,8 +219,7 @@ mod tests {
     use axum::extract::RawQuery;
     use futures::StreamExt;
     use gantry_api::{
-        Allocation, ClientState, DesiredState, Eligibility, ErrorBody, Health, Node, NodeStatus,
-        PortRange, Resources,
+        Allocation, ClientState, Eligibility, ErrorBody, Node, NodeStatus, PortRange, Resources,
     };
     use tokio::sync::oneshot;
 
@@ -250,32 +249,15 @@ mod tests {
     }
 
     fn allocation(id: &str, node_id: &str) -> Allocation {
+        let resources = Resources {
+            cpu_millis: 100,
+            memory_mb: 64,
+        };
         Allocation {
-            id: id.into(),
-            job_id: "web".into(),
-            job_version: 1,
-            slot: 0,
-            node_id: node_id.into(),
-            resources: Resources {
-                cpu_millis: 100,
-                memory_mb: 64,
-            },
-            ports: vec![],
-            desired: DesiredState::Run,
             client_state: ClientState::Running,
-            health: Health::Unknown,
-            restart_count: 0,
-            restart_requests: 0,
-            restart_task: None,
-            deployment_id: None,
-            canary: false,
-            healthy_since_ms: None,
-            message: String::new(),
-            placement_reason: String::new(),
-            created_at_ms: 0,
-            modified_at_ms: 0,
             create_index: 2,
             modify_index: 2,
+            ..Allocation::new(id, "web", 1, 0, node_id, resources)
         }
     }
 

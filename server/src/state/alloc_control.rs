@@ -193,14 +193,11 @@ mod tests {
                 now_ms: 3,
             },
         );
-        let allocation: Allocation = serde_json::from_str(
-            r#"{"id":"a1","job_id":"web","job_version":1,"slot":0,"node_id":"n1",
-            "resources":{"cpu_millis":200,"memory_mb":64},"ports":[],"desired":"run",
-            "client_state":"pending","health":"unknown","restart_count":0,"message":"",
-            "placement_reason":"test","created_at_ms":0,"modified_at_ms":0,
-            "create_index":0,"modify_index":0}"#,
-        )
-        .unwrap();
+        let resources = gantry_api::Resources {
+            cpu_millis: 200,
+            memory_mb: 64,
+        };
+        let allocation = Allocation::new("a1", "web", 1, 0, "n1", resources);
         apply(
             &state,
             4,

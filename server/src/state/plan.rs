@@ -223,9 +223,7 @@ mod proptests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gantry_api::{
-        ClientState, Health, NodeRegistration, NodeStatus, PortAssignment, Resources,
-    };
+    use gantry_api::{NodeRegistration, NodeStatus, PortAssignment, Resources};
 
     fn node(nodes: &mut Nodes, name: &str, cpu: u64, memory: u64) {
         let mut writes = Writes::default();
@@ -253,17 +251,12 @@ mod tests {
         cpu: u64,
         ports: &[u16],
     ) -> PlannedAllocation {
+        let resources = Resources {
+            cpu_millis: cpu,
+            memory_mb: 64,
+        };
         PlannedAllocation {
             allocation: Allocation {
-                id: id.into(),
-                job_id: job.into(),
-                job_version: 1,
-                slot,
-                node_id: node.into(),
-                resources: Resources {
-                    cpu_millis: cpu,
-                    memory_mb: 64,
-                },
                 ports: ports
                     .iter()
                     .map(|&p| PortAssignment {
@@ -273,21 +266,8 @@ mod tests {
                         container_port: 80,
                     })
                     .collect(),
-                desired: DesiredState::Run,
-                client_state: ClientState::Pending,
-                health: Health::Unknown,
-                restart_count: 0,
-                restart_requests: 0,
-                restart_task: None,
-                deployment_id: None,
-                canary: false,
-                healthy_since_ms: None,
-                message: String::new(),
                 placement_reason: "test".into(),
-                created_at_ms: 0,
-                modified_at_ms: 0,
-                create_index: 0,
-                modify_index: 0,
+                ..Allocation::new(id, job, 1, slot, node, resources)
             },
             replaces: None,
         }

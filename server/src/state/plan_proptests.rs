@@ -12,7 +12,7 @@
 
 use super::*;
 use gantry_api::{
-    ClientState, Eligibility, Health, NodeRegistration, NodeStatus, PortAssignment, Resources,
+    ClientState, Eligibility, NodeRegistration, NodeStatus, PortAssignment, Resources,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -569,15 +569,6 @@ impl World {
 fn planned(p: &Concrete) -> PlannedAllocation {
     PlannedAllocation {
         allocation: Allocation {
-            id: p.id.clone(),
-            job_id: p.job.clone(),
-            job_version: 1,
-            slot: p.slot,
-            node_id: p.node.clone(),
-            resources: Resources {
-                cpu_millis: p.cpu,
-                memory_mb: p.mem,
-            },
             ports: p
                 .ports
                 .iter()
@@ -589,21 +580,18 @@ fn planned(p: &Concrete) -> PlannedAllocation {
                     container_port: 80,
                 })
                 .collect(),
-            desired: DesiredState::Run,
-            client_state: ClientState::Pending,
-            health: Health::Unknown,
-            restart_count: 0,
-            restart_requests: 0,
-            restart_task: None,
-            deployment_id: None,
-            canary: false,
-            healthy_since_ms: None,
-            message: String::new(),
             placement_reason: "proptest".into(),
-            created_at_ms: 0,
-            modified_at_ms: 0,
-            create_index: 0,
-            modify_index: 0,
+            ..Allocation::new(
+                p.id.clone(),
+                p.job.clone(),
+                1,
+                p.slot,
+                p.node.clone(),
+                Resources {
+                    cpu_millis: p.cpu,
+                    memory_mb: p.mem,
+                },
+            )
         },
         replaces: p.replaces.clone(),
     }
