@@ -25,11 +25,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use gantry_api::client::{AllocationFilter, EventStream, StreamMessage};
+use gantry_api::client::{EventStream, StreamMessage};
 use gantry_api::events::{Event, EventType, MembershipObject, Topic, Truncated};
 use gantry_api::sim_agent::SimAgent;
 use gantry_api::{Allocation, Client, ClientOptions, ClientState, DesiredState, Node, NodeStatus};
 use serde_json::{json, Value};
+use support::agent::allocations;
 use support::{wait_until, Cluster, CATCH_UP_TIMEOUT};
 
 const AGENTS: usize = 4;
@@ -97,18 +98,6 @@ async fn submit(cluster: &Cluster, spec: &Value) -> u64 {
         .await
         .unwrap_or_else(|e| panic!("submitting {spec}: {e}"))
         .index
-}
-
-async fn allocations(client: &Client, job: &str) -> Result<Vec<Allocation>, String> {
-    let filter = AllocationFilter {
-        job: Some(job.to_string()),
-        ..Default::default()
-    };
-    client
-        .list_allocations(&filter, false)
-        .await
-        .map(|r| r.value)
-        .map_err(|e| e.to_string())
 }
 
 /// Waits until `job` has `n` live allocations, all running.

@@ -14,13 +14,13 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use gantry_api::client::AllocationFilter;
 use gantry_api::jobs::job_status;
 use gantry_api::sim_agent::SimAgent;
 use gantry_api::{
     Allocation, Client, ClientOptions, ClientState, DesiredState, Eligibility, NodeStatus,
 };
 use serde_json::{json, Value};
+use support::agent::{allocations, is_live};
 use support::{wait_until, Cluster};
 
 /// A new leader marks nothing down for 2 × TTL (3 s) after its election; scenarios that
@@ -113,22 +113,6 @@ async fn wait_ready(client: &Client, n: usize, timeout: Duration) {
         }
     })
     .await
-}
-
-async fn allocations(client: &Client, job: &str) -> Result<Vec<Allocation>, String> {
-    let filter = AllocationFilter {
-        job: Some(job.to_string()),
-        ..Default::default()
-    };
-    client
-        .list_allocations(&filter, false)
-        .await
-        .map(|r| r.value)
-        .map_err(|e| e.to_string())
-}
-
-fn is_live(a: &Allocation) -> bool {
-    a.desired == DesiredState::Run && !a.client_state.is_terminal()
 }
 
 fn live(all: &[Allocation]) -> Vec<&Allocation> {
