@@ -49,9 +49,6 @@ pub fn routes() -> Router<Arc<Manager>> {
         (status = 201, description = "The first management token (with its secret) and the first join token", body = gantry_api::acl::AclBootstrapResponse),
         (status = 400, description = "ACL is off on this manager (`acl_disabled`), or a malformed body or field", body = gantry_api::ErrorBody),
         (status = 409, description = "Already bootstrapped (`acl_bootstrapped`)", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub(crate) async fn bootstrap(
@@ -89,7 +86,6 @@ pub(crate) async fn bootstrap(
     responses(
         (status = 200, description = "Every token, without secrets", body = Vec<gantry_api::acl::AclToken>),
         (status = 400, description = "ACL is off on this manager (`acl_disabled`), or a bad `stale`, `index` or `wait`", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub(crate) async fn list_tokens(
@@ -111,9 +107,6 @@ pub(crate) async fn list_tokens(
     responses(
         (status = 201, description = "The new token, with its secret (shown once)", body = gantry_api::acl::AclTokenWithSecret),
         (status = 400, description = "ACL is off on this manager (`acl_disabled`), or a malformed body or field", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub(crate) async fn create_token(
@@ -147,8 +140,6 @@ pub(crate) async fn create_token(
         (status = 200, description = "The revoked token", body = gantry_api::acl::AclToken),
         (status = 400, description = "ACL is off on this manager (`acl_disabled`)", body = gantry_api::ErrorBody),
         (status = 404, description = "No such token", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub(crate) async fn delete_token(
@@ -200,9 +191,6 @@ pub(crate) async fn token_self(
     responses(
         (status = 200, description = "The new join token; the previous one no longer registers nodes", body = gantry_api::acl::JoinTokenResponse),
         (status = 400, description = "ACL is off on this manager (`acl_disabled`), or a malformed body or field", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub(crate) async fn rotate_join_token(

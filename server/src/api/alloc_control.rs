@@ -27,8 +27,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
         (status = 200, description = "The allocation, now to stop", body = gantry_api::Allocation),
         (status = 404, description = "No such allocation", body = gantry_api::ErrorBody),
         (status = 409, description = "It is already stopped or being stopped", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn stop(
@@ -56,9 +54,6 @@ pub async fn stop(
         (status = 400, description = "A malformed body, or a task the allocation does not have", body = gantry_api::ErrorBody),
         (status = 404, description = "No such allocation", body = gantry_api::ErrorBody),
         (status = 409, description = "It is not running", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn restart(

@@ -32,7 +32,6 @@ pub struct Filter {
     responses(
         (status = 200, description = "The matching allocations", body = Vec<gantry_api::Allocation>),
         (status = 400, description = "A bad filter, or a bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn list(
@@ -81,7 +80,6 @@ pub async fn list(
         (status = 200, description = "The allocation", body = gantry_api::Allocation),
         (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
         (status = 404, description = "No such allocation", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn get(

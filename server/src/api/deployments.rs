@@ -35,7 +35,6 @@ pub struct Filter {
     responses(
         (status = 200, description = "The deployments, newest first", body = Vec<gantry_api::Deployment>),
         (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn list(
@@ -65,7 +64,6 @@ pub async fn list(
         (status = 200, description = "The deployment", body = gantry_api::Deployment),
         (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
         (status = 404, description = "No such deployment", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn get(
@@ -100,8 +98,6 @@ pub async fn get(
         (status = 200, description = "The deployment after the change", body = gantry_api::DeploymentChanged),
         (status = 404, description = "No such deployment", body = gantry_api::ErrorBody),
         (status = 409, description = "The deployment is finished, or (promote) has no canaries or is promoted already", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn act_on(

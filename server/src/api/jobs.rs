@@ -36,9 +36,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
     responses(
         (status = 201, description = "Committed (not yet placed)", body = gantry_api::JobRegistered),
         (status = 400, description = "The spec does not parse or validate (`invalid_spec`, with `field`)", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn register(
@@ -81,7 +78,6 @@ pub async fn register(
     responses(
         (status = 200, description = "What registering the spec would do now", body = gantry_api::scheduling::JobPlan),
         (status = 400, description = "The spec does not parse or validate, or names another job", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
         (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
@@ -125,7 +121,6 @@ pub async fn plan(
     responses(
         (status = 200, description = "Every job", body = Vec<gantry_api::JobSummary>),
         (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn list(
@@ -162,7 +157,6 @@ pub async fn list(
         (status = 200, description = "The job", body = gantry_api::Job),
         (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
         (status = 404, description = "No such job", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn get(
@@ -193,7 +187,6 @@ pub async fn get(
         (status = 200, description = "The job's versions, newest first", body = Vec<gantry_api::JobVersion>),
         (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
         (status = 404, description = "No such job", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn versions(
@@ -225,8 +218,6 @@ pub async fn versions(
     responses(
         (status = 200, description = "Removed", body = gantry_api::JobDeleted),
         (status = 404, description = "No such job", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn delete(
@@ -256,9 +247,6 @@ pub async fn delete(
         (status = 201, description = "Committed as a new version", body = gantry_api::JobRegistered),
         (status = 400, description = "A malformed body, or more replicas than allowed", body = gantry_api::ErrorBody),
         (status = 404, description = "No such job", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn scale(
@@ -299,9 +287,6 @@ pub async fn scale(
         (status = 201, description = "Committed as a new version", body = gantry_api::JobRegistered),
         (status = 400, description = "A malformed body", body = gantry_api::ErrorBody),
         (status = 404, description = "No such job, or no such version of it", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn revert(

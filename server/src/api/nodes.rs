@@ -27,7 +27,6 @@ use std::sync::Arc;
     responses(
         (status = 200, description = "Every node", body = Vec<gantry_api::Node>),
         (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn list(
@@ -50,7 +49,6 @@ pub async fn list(
         (status = 200, description = "The node", body = gantry_api::scheduling::NodeDetail),
         (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
         (status = 404, description = "No such node", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn get(
@@ -99,9 +97,6 @@ pub async fn get(
         (status = 200, description = "The node afterwards", body = gantry_api::Node),
         (status = 400, description = "A malformed body", body = gantry_api::ErrorBody),
         (status = 404, description = "No such node", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn drain(
@@ -129,9 +124,6 @@ pub async fn drain(
         (status = 200, description = "The node afterwards", body = gantry_api::Node),
         (status = 400, description = "A malformed body", body = gantry_api::ErrorBody),
         (status = 404, description = "No such node", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
-        (status = 500, description = "The write was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn eligibility(

@@ -124,6 +124,7 @@ impl Modify for EveryAnswer {
                 if let Some(operation) = operation {
                     document_access(operation, &method, path);
                     document_malformed_parameters(operation);
+                    document_common_errors(operation, &method);
                 }
             }
         }
@@ -175,6 +176,51 @@ fn document_malformed_parameters(operation: &mut Operation) {
                 "A path or query parameter that cannot be read (`bad_request`)",
             )),
         );
+    }
+}
+
+const BODY_TOO_LARGE: &str = "The body is larger than the limit (`--max-body-bytes`)";
+const READ_NOT_CONFIRMED: &str =
+    "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`";
+const WRITE_UNEXPECTED: &str = "The write was applied with an unexpected outcome (a bug)";
+const WRITE_NOT_COMMITTED: &str =
+    "No quorum (or this manager is shutting down): the write was not committed; retry";
+
+/// Operations other than `GET` that commit nothing through Raft (a dry run; a route that
+/// only says it is not supported): no write errors.
+const NOT_WRITES: [&str; 2] = ["plan_job", "transfer_leader"];
+
+/// The answers every route of a kind can give, documented here once rather than on each
+/// handler (a handler's own text for the same status wins):
+/// - a route with a body: `413` past the body limit;
+/// - a read with `?stale`: `503` when the leader cannot confirm it;
+/// - a write: `500` for an outcome it did not expect, `503` when it was not committed.
+fn document_common_errors(operation: &mut Operation, method: &Method) {
+    let reads_linearizably = operation
+        .parameters
+        .as_ref()
+        .is_some_and(|ps| ps.iter().any(|p| p.name == "stale"));
+    let writes = *method != Method::GET
+        && !operation
+            .operation_id
+            .as_deref()
+            .is_some_and(|id| NOT_WRITES.contains(&id));
+    let mut add = |status: &str, description: &str| {
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| RefOr::T(error_response(description)));
+    };
+    if operation.request_body.is_some() {
+        add("413", BODY_TOO_LARGE);
+    }
+    if reads_linearizably {
+        add("503", READ_NOT_CONFIRMED);
+    }
+    if writes {
+        add("500", WRITE_UNEXPECTED);
+        add("503", WRITE_NOT_COMMITTED);
     }
 }
 

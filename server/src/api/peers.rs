@@ -40,7 +40,6 @@ const PEERS_PATH: &str = "/v1/operator/raft/peers";
         (status = 200, description = "The membership afterwards", body = gantry_api::status::MembersResponse),
         (status = 400, description = "A malformed body, a zero id or an address that is not HOST:PORT", body = gantry_api::ErrorBody),
         (status = 409, description = "The id is a member at another address, or a membership change is in progress", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
         (status = 500, description = "The Raft node stopped", body = gantry_api::ErrorBody),
         (status = 503, description = "No leader, or leadership moved during the change; retry", body = gantry_api::ErrorBody),
         (status = 504, description = "The new manager did not catch up in time; it stays a learner", body = gantry_api::ErrorBody),

@@ -22,7 +22,6 @@ use std::sync::Arc;
     responses(
         (status = 200, description = "Every service", body = Vec<gantry_api::ServiceSummary>),
         (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn list(
@@ -45,7 +44,6 @@ pub async fn list(
         (status = 200, description = "Its endpoints (none while no instance is healthy)", body = Vec<gantry_api::ServiceEndpoint>),
         (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
         (status = 404, description = "No job declares the service", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn get(

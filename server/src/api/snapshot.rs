@@ -57,7 +57,6 @@ pub fn routes() -> Router<Arc<Manager>> {
         (status = 200, description = "A consistent copy of the whole replicated state, taken at or after the leader's commit index: a JSON document `{format: \"gantry-snapshot/1\", index, taken_at_ms, records: [[key, value], ...]}` sent as a file", content_type = "application/octet-stream", body = String),
         (status = 400, description = "A bad `stale`, `index` or `wait` parameter", body = gantry_api::ErrorBody),
         (status = 500, description = "The stored state could not be read", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum: the read could not be confirmed by the leader; retry, or read with `?stale=true`", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn save(
@@ -96,7 +95,6 @@ pub async fn save(
         (status = 409, description = "Another restore is in progress", body = gantry_api::ErrorBody),
         (status = 413, description = "The file is larger than the restore limit", body = gantry_api::ErrorBody),
         (status = 500, description = "The restore was applied with an unexpected outcome (a bug)", body = gantry_api::ErrorBody),
-        (status = 503, description = "No quorum (or this manager is shutting down): the write was not committed; retry", body = gantry_api::ErrorBody),
     )
 )]
 pub async fn restore(

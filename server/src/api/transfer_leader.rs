@@ -34,7 +34,6 @@ pub const NOT_SUPPORTED: &str = "leadership transfer is not supported: openraft 
     responses(
         (status = 400, description = "A malformed body", body = gantry_api::ErrorBody),
         (status = 404, description = "No such manager in the membership", body = gantry_api::ErrorBody),
-        (status = 413, description = "The body is larger than the limit (`--max-body-bytes`)", body = gantry_api::ErrorBody),
         (status = 501, description = "Leadership transfer is not supported (`not_supported`); restart the leader's process instead", body = gantry_api::ErrorBody),
     )
 )]
