@@ -90,6 +90,31 @@ impl Deployment {
     }
 }
 
+/// What an operator can do to a running or paused deployment
+/// (`POST /v1/deployments/{id}/{action}`; the same name in the Raft log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentAction {
+    /// Let a deployment waiting on its canaries go on.
+    Promote,
+    /// Fail it now (and revert, with `auto_revert`).
+    Fail,
+    /// Replace nothing more until resumed.
+    Pause,
+    Resume,
+}
+
+impl DeploymentAction {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Promote => "promote",
+            Self::Fail => "fail",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+        }
+    }
+}
+
 /// The answer to `POST /v1/deployments/{id}/promote|fail|pause|resume`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeploymentChanged {

@@ -4,30 +4,7 @@
 use reqwest::Method;
 
 use super::{stale_query, Call, Client, ClientError, Indexed};
-use crate::deployments::{Deployment, DeploymentChanged};
-
-/// What an operator can do to a running deployment (`POST /v1/deployments/{id}/<action>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeploymentAction {
-    /// Let a deployment waiting on its canaries go on.
-    Promote,
-    /// Fail it now (and revert, with `auto_revert`).
-    Fail,
-    /// Replace nothing more until resumed.
-    Pause,
-    Resume,
-}
-
-impl DeploymentAction {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Promote => "promote",
-            Self::Fail => "fail",
-            Self::Pause => "pause",
-            Self::Resume => "resume",
-        }
-    }
-}
+use crate::deployments::{Deployment, DeploymentAction, DeploymentChanged};
 
 impl Client {
     /// `GET /v1/deployments`, newest first; `job` keeps one job's.

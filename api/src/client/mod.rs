@@ -30,8 +30,8 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use crate::deployments::DeploymentAction;
 pub use agent::Session;
-pub use deployments::DeploymentAction;
 pub use error::{ClientError, Unreachable};
 pub use events::{EventStream, SseMessage, SseParser, StreamMessage};
 pub use logs::LogsQuery;

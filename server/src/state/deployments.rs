@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use gantry_api::deployments::DeploymentAction;
 use gantry_api::error::codes;
 use gantry_api::{Deployment, DeploymentStatus, JobSpec};
 use gantry_raft_store::Writes;
@@ -38,16 +39,6 @@ pub struct DeploymentUpdate {
     pub unhealthy: u32,
     /// The canaries were promoted by `auto_promote`.
     pub promoted: bool,
-}
-
-/// What an operator asks of a deployment (`POST /v1/deployments/{id}/{action}`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeploymentAction {
-    Promote,
-    Pause,
-    Resume,
-    Fail,
 }
 
 #[derive(Default)]
